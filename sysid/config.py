@@ -1,0 +1,280 @@
+"""Typed configuration, read once from MetabolismGraph-style YAML.
+
+The sections ``simulation``, ``graph_model`` and ``training`` keep the
+MetabolismGraph key names; sysid's own stages live in the ``sysid`` section.
+Unknown keys are ignored with a warning; values of the wrong type or that are
+inconsistent raise :class:`~sysid.errors.SysidInputError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sysid.errors import SysidInputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    n_metabolites: int = 100
+    n_metabolite_types: int = 2
+    n_reactions: int = 256
+    max_metabolites_per_reaction: int = 3
+    n_frames: int = 2880
+    delta_t: float = 0.1
+    seed: int = 42
+    concentration_min: float = 1.0
+    concentration_max: float = 9.0
+    cycle_fraction: float = 1.0
+    cycle_length: int = 3
+    use_mass_action: bool = True
+    log_k_min: float = -2.0
+    log_k_max: float = -1.0
+    flux_limit: bool = False
+    homeostatic_lambda_per_type: list[float] = field(default_factory=lambda: [0.001, 0.002])
+    homeostatic_baseline_per_type: list[float] = field(default_factory=lambda: [4.0, 6.0])
+
+    def validate(self) -> None:
+        _positive(self, "n_metabolites", "n_metabolite_types", "n_reactions", "n_frames")
+        _positive(self, "delta_t", "max_metabolites_per_reaction", "cycle_length")
+        t = self.n_metabolite_types
+        if t > self.n_metabolites:
+            _bad("simulation.n_metabolite_types", f"{t} exceeds n_metabolites", "use at most one type per metabolite")
+        for key in ("homeostatic_lambda_per_type", "homeostatic_baseline_per_type"):
+            if len(getattr(self, key)) != t:
+                _bad(f"simulation.{key}", f"has {len(getattr(self, key))} values but n_metabolite_types is {t}",
+                     "give one value per type")
+        if any(v < 0 for v in self.homeostatic_lambda_per_type):
+            _bad("simulation.homeostatic_lambda_per_type", "has a negative value", "use rates >= 0")
+        if not 0.0 <= self.cycle_fraction <= 1.0:
+            _bad("simulation.cycle_fraction", f"is {self.cycle_fraction}", "use a value in [0, 1]")
+        if self.concentration_min < 0 or self.concentration_max < self.concentration_min:
+            _bad("simulation.concentration_min/max", "are not 0 <= min <= max", "fix the range")
+        if self.log_k_max < self.log_k_min:
+            _bad("simulation.log_k_min/max", "are not min <= max", "fix the range")
+        if self.cycle_fraction > 0 and self.cycle_length > self.n_metabolites:
+            _bad("simulation.cycle_length", "exceeds n_metabolites", "use a shorter cycle")
+        if not self.use_mass_action or self.flux_limit:
+            _bad("simulation.use_mass_action/flux_limit", "only mass action without flux limit is simulated",
+                 "set use_mass_action: true and flux_limit: false")
+
+
+@dataclass(frozen=True)
+class GraphModelConfig:
+    hidden_dim_sub: int = 64
+    n_layers_sub: int = 4
+    hidden_dim_node: int = 32
+    n_layers_node: int = 2
+    embedding_dim: int = 2
+    aggr_type: str = "mul"
+
+    def validate(self) -> None:
+        _positive(self, "hidden_dim_sub", "n_layers_sub", "hidden_dim_node", "n_layers_node", "embedding_dim")
+        if self.aggr_type not in ("mul", "add"):
+            _bad("graph_model.aggr_type", f"is {self.aggr_type!r}", "use 'mul' or 'add'")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    batch_size: int = 8
+    seed: int = 42
+    data_augmentation_loop: int = 200
+    homeostasis_time_step: int = 32
+    learning_rate_node_homeostasis: float = 1e-3
+    learning_rate_embedding_homeostasis: float = 1e-3
+    measurement_noise_level: float = 0.0
+    cluster_distance_threshold: float = 0.1
+
+    def validate(self) -> None:
+        _positive(self, "batch_size", "data_augmentation_loop", "homeostasis_time_step")
+        _positive(self, "learning_rate_node_homeostasis", "learning_rate_embedding_homeostasis")
+        _positive(self, "cluster_distance_threshold")
+        if self.measurement_noise_level < 0:
+            _bad("training.measurement_noise_level", "is negative", "use a value >= 0")
+
+
+@dataclass(frozen=True)
+class Phase1Config:
+    """Training of the frozen reaction model (log_k and MLP_sub)."""
+
+    n_epochs: int = 60
+    batch_frames: int = 64
+    learning_rate_k: float = 2e-2
+    learning_rate_sub: float = 2e-3
+    max_minutes: float = 8.0
+
+    def validate(self) -> None:
+        _positive(self, "n_epochs", "batch_frames", "learning_rate_k", "learning_rate_sub", "max_minutes")
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Residual regression and grouping."""
+
+    window: int = 10
+    ridge: float = 1e-8
+    shape_basis: int = 6
+    n_iterations: int = 3
+    hac_maxlags: int = 5
+    max_groups: int = 8
+
+    def validate(self) -> None:
+        _positive(self, "window", "n_iterations", "max_groups")
+        if self.ridge < 0 or self.shape_basis < 0 or self.hac_maxlags < 0:
+            _bad("sysid.stage1", "ridge, shape_basis and hac_maxlags must be >= 0", "fix the values")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Neural refine of MLP_node and embeddings (stage 2)."""
+
+    validation_fraction: float = 0.2
+    distill_steps: int = 1500
+    group_spacing: float = 1.0
+
+    def validate(self) -> None:
+        _positive(self, "distill_steps", "group_spacing")
+        if not 0.0 < self.validation_fraction < 1.0:
+            _bad("sysid.refine.validation_fraction", f"is {self.validation_fraction}", "use a value in (0, 1)")
+
+
+@dataclass(frozen=True)
+class SysidSection:
+    phase1: Phase1Config = field(default_factory=Phase1Config)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+
+    def validate(self) -> None:
+        for sub in (self.phase1, self.stage1, self.refine):
+            sub.validate()
+
+
+@dataclass(frozen=True)
+class Config:
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    graph_model: GraphModelConfig = field(default_factory=GraphModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    sysid: SysidSection = field(default_factory=SysidSection)
+
+    def validate(self) -> Config:
+        self.simulation.validate()
+        self.graph_model.validate()
+        self.training.validate()
+        self.sysid.validate()
+        return self
+
+    def replace(self, section: str, **changes) -> Config:
+        """A copy with some keys of one section changed (validated)."""
+        new = dataclasses.replace(getattr(self, section), **changes)
+        return dataclasses.replace(self, **{section: new}).validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _bad(key: str, problem: str, fix: str) -> typing.NoReturn:
+    raise SysidInputError(f"config {key} {problem}: {fix}")
+
+
+def _positive(obj, *names: str) -> None:
+    section = _SECTION_NAMES.get(type(obj), type(obj).__name__)
+    for name in names:
+        if getattr(obj, name) <= 0:
+            _bad(f"{section}.{name}", f"is {getattr(obj, name)}", "use a positive value")
+
+
+def _coerce(value, annotation, key: str):
+    """Check one YAML value against a field annotation, converting safe cases."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, types.GenericAlias) or annotation is list:
+        (item_type,) = typing.get_args(annotation) or (float,)
+        if not isinstance(value, list | tuple):
+            raise SysidInputError(f"config {key} must be a list, got {value!r}: write it as [a, b, ...]")
+        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1E-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    raise SysidInputError(
+        f"config {key} must be of type {getattr(annotation, '__name__', annotation)}, got {value!r}: fix its value"
+    )
+
+
+def _build(cls, data, section: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SysidInputError(f"config section {section!r} must be a mapping of keys to values: fix its layout")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            log.warning("config %s.%s is not used by sysid; ignored", section, key)
+            continue
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = _build(hints[key], value, f"{section}.{key}")
+        else:
+            kwargs[key] = _coerce(value, hints[key], f"{section}.{key}")
+    return cls(**kwargs)
+
+
+_SECTION_NAMES = {
+    SimulationConfig: "simulation",
+    GraphModelConfig: "graph_model",
+    TrainingConfig: "training",
+    Phase1Config: "sysid.phase1",
+    Stage1Config: "sysid.stage1",
+    RefineConfig: "sysid.refine",
+}
+
+
+def config_from_dict(data: dict) -> Config:
+    """Build and validate a :class:`Config` from a parsed YAML mapping."""
+    if not isinstance(data, dict):
+        raise SysidInputError("config file must be a YAML mapping with sections simulation/graph_model/training")
+    hints = typing.get_type_hints(Config)
+    kwargs = {}
+    for section, value in data.items():
+        if section not in hints:
+            log.warning("config section %r is not used by sysid; ignored", section)
+            continue
+        kwargs[section] = _build(hints[section], value, section)
+    return Config(**kwargs).validate()
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a YAML config; ``None`` gives the default regime."""
+    if path is None:
+        return Config().validate()
+    path = Path(path)
+    if not path.is_file():
+        raise SysidInputError(f"config file {path} does not exist: pass the path of a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise SysidInputError(f"config file {path} is not valid YAML ({first}): fix its syntax") from None
+    return config_from_dict(data or {})

@@ -1,0 +1,125 @@
+"""Evaluation metrics of SPEC section 7. Only evaluation code reads the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import DBSCAN
+from sklearn.metrics import confusion_matrix, silhouette_score
+
+from sysid.model import MetabolismModel
+from sysid.simulate import Truth
+
+SWEEP = np.linspace(0.0, 40.0, 50)
+DBSCAN_MIN_SAMPLES = 5
+
+
+def line_fits(x: np.ndarray, curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope and intercept of each row of ``curves`` against ``x``."""
+    slope, intercept = np.polyfit(x, np.asarray(curves, np.float64).T, 1)
+    return slope, intercept
+
+
+@torch.no_grad()
+def node_curves(model: MetabolismModel, c: np.ndarray = SWEEP) -> np.ndarray:
+    """MLP_node([c, a_i]) for every metabolite i over concentrations c: (n_metabolites, len(c))."""
+    device = model.a.device
+    grid = torch.as_tensor(c, dtype=torch.float32, device=device)[:, None].expand(-1, model.n_metabolites)
+    return model.node(grid).T.cpu().double().numpy()
+
+
+def hungarian_accuracy(labels: np.ndarray, types: np.ndarray) -> float:
+    """Accuracy after mapping clusters to types one-to-one (unmapped clusters count as wrong)."""
+    clusters, label_idx = np.unique(labels, return_inverse=True)
+    kinds, type_idx = np.unique(types, return_inverse=True)
+    cm = confusion_matrix(type_idx, label_idx, labels=range(max(len(kinds), len(clusters))))
+    rows, cols = linear_sum_assignment(-cm)
+    return float(cm[rows, cols].sum() / len(types))
+
+
+def per_type_ratios(prefix: str, slopes: np.ndarray, offsets: np.ndarray, truth: Truth) -> dict[str, float]:
+    """Per-type mean slope/offset, their truth and ratios, and the mean slope ratio."""
+    out: dict[str, float] = {}
+    ratios = []
+    for t in range(truth.n_types):
+        mask = truth.types == t
+        s, o = float(np.mean(slopes[mask])), float(np.mean(offsets[mask]))
+        gs, go = float(truth.slopes()[t]), float(truth.offsets()[t])
+        out[f"{prefix}_slope_{t}"] = s
+        out[f"{prefix}_gt_slope_{t}"] = gs
+        out[f"{prefix}_offset_{t}"] = o
+        out[f"{prefix}_gt_offset_{t}"] = go
+        out[f"{prefix}_slope_ratio_{t}"] = s / gs if gs else float("nan")
+        out[f"{prefix}_offset_ratio_{t}"] = o / go if go else float("nan")
+        ratios.append(out[f"{prefix}_slope_ratio_{t}"])
+    out["avg_slope_ratio"] = float(np.mean(ratios))
+    return out
+
+
+def node_metrics(model: MetabolismModel, truth: Truth) -> dict[str, float]:
+    slopes, offsets = line_fits(SWEEP, node_curves(model))
+    return per_type_ratios("MLP_node", slopes, offsets, truth)
+
+
+def embedding_metrics(a: np.ndarray, truth: Truth, eps: float = 0.1) -> dict[str, float]:
+    """DBSCAN on raw embeddings; noise forms one extra cluster; Hungarian accuracy."""
+    labels = DBSCAN(eps=eps, min_samples=DBSCAN_MIN_SAMPLES).fit_predict(np.asarray(a, np.float64))
+    out = {
+        "embedding_cluster_acc": hungarian_accuracy(labels, truth.types),
+        "embedding_n_clusters": float(len(set(labels) - {-1})),
+    }
+    if 2 <= len(set(labels)) < len(labels):
+        out["embedding_silhouette"] = float(silhouette_score(a, labels))
+    return out
+
+
+@torch.no_grad()
+def rate_constants_r2(model: MetabolismModel, true_log_k: np.ndarray) -> float:
+    """R2 of corrected log_k against the truth, correcting the MLP_sub scale alpha = |MLP_sub([1, 1])|."""
+    p = next(model.substrate_func.parameters())
+    alpha = model.substrate_func(torch.ones(1, 2, device=p.device, dtype=p.dtype)).abs().item()
+    # n_sub_per_rxn is the checkpoint's buffer (substrate edges, at least 1), as the original code uses.
+    n_sub = model.n_sub_per_rxn.cpu().double().numpy()
+    learned = model.log_k.detach().cpu().double().numpy() + n_sub * np.log10(max(alpha, 1e-30))
+    r = np.corrcoef(learned, np.asarray(true_log_k, np.float64))[0, 1]
+    return float(r**2)
+
+
+@torch.no_grad()
+def node_magnitude(model: MetabolismModel, c0: np.ndarray) -> float:
+    """Mean |MLP_node([c_i(frame 0), a_i])|."""
+    c = torch.as_tensor(c0, dtype=torch.float32, device=model.a.device)
+    return float(model.node(c).abs().mean())
+
+
+def model_metrics(model: MetabolismModel, truth: Truth, c0: np.ndarray, eps: float = 0.1) -> dict[str, float]:
+    """Every model-level key of SPEC section 7 (the loss is added by the trainer)."""
+    out = node_metrics(model, truth)
+    out.update(embedding_metrics(model.a.detach().cpu().numpy(), truth, eps))
+    out["rate_constants_R2"] = rate_constants_r2(model, truth.log_k)
+    out["phase2_node_magnitude"] = node_magnitude(model, c0)
+    return out
+
+
+def write_analysis_log(metrics: dict[str, float], path) -> None:
+    """One ``key: value`` per line."""
+    lines = [f"{k}: {_fmt(v)}" for k, v in metrics.items()]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def read_analysis_log(path) -> dict[str, float]:
+    out = {}
+    for line in open(path):
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k.strip()] = float(v)
+    return out
+
+
+def _fmt(v: float) -> str:
+    v = float(v)
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"

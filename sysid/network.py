@@ -1,0 +1,149 @@
+"""Reaction networks: stoichiometry and the edge lists the learned model uses.
+
+A network is given by two (n_metabolites, n_reactions) matrices: ``S``, the
+signed net stoichiometry, and ``substrates``, the substrate coefficients |s|
+(an autocatalytic A + B -> 2B has B as a substrate with |s| = 1 and a net +1).
+Edge lists (MetabolismGraph layout) are derived from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from sysid.config import SimulationConfig
+from sysid.errors import SysidInputError
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Edge lists of a network in the MetabolismGraph layout (int64 / float32)."""
+
+    met_sub: np.ndarray
+    rxn_sub: np.ndarray
+    sto_sub: np.ndarray
+    met_all: np.ndarray
+    rxn_all: np.ndarray
+    sto_all: np.ndarray
+    sub_to_all: np.ndarray
+    met_prod: np.ndarray
+    rxn_prod: np.ndarray
+    prod_indices: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    S: np.ndarray
+    substrates: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.S.ndim != 2 or self.S.shape != self.substrates.shape:
+            raise SysidInputError(
+                f"stoichiometry has shape {self.S.shape} and substrates {self.substrates.shape}: "
+                "both must be (n_metabolites, n_reactions)"
+            )
+        if np.any(self.substrates < 0):
+            raise SysidInputError("substrate coefficients must be >= 0: store |s| of each substrate")
+
+    @property
+    def n_metabolites(self) -> int:
+        return self.S.shape[0]
+
+    @property
+    def n_reactions(self) -> int:
+        return self.S.shape[1]
+
+    @cached_property
+    def edges(self) -> Edges:
+        return _edges(self.S, self.substrates)
+
+    def left_null_space(self, tol: float = 1e-9) -> np.ndarray:
+        """Rows L with L @ S = 0 (conservation laws), orthonormal."""
+        u, s, _ = np.linalg.svd(self.S.astype(np.float64), full_matrices=True)
+        rank = int(np.sum(s > tol * max(1.0, s.max(initial=0.0))))
+        return u[:, rank:].T
+
+    @classmethod
+    def from_edges(cls, n_metabolites: int, n_reactions: int, sub, all_) -> Network:
+        """Build from MetabolismGraph edge triples (met, rxn, coefficient)."""
+        S = np.zeros((n_metabolites, n_reactions), np.float32)
+        substrates = np.zeros_like(S)
+        met, rxn, sto = (np.asarray(t) for t in all_)
+        S[met, rxn] = sto
+        met, rxn, sto = (np.asarray(t) for t in sub)
+        substrates[met, rxn] = np.abs(sto)
+        return cls(S=S, substrates=substrates)
+
+
+def _edges(S: np.ndarray, substrates: np.ndarray) -> Edges:
+    # Column-major order: edges grouped by reaction, metabolites ascending.
+    rxn_all, met_all = np.nonzero(S.T)
+    rxn_sub, met_sub = np.nonzero(substrates.T)
+    all_index = {(m, r): e for e, (m, r) in enumerate(zip(met_all, rxn_all, strict=True))}
+    missing = [(m, r) for m, r in zip(met_sub, rxn_sub, strict=True) if (m, r) not in all_index]
+    if missing:
+        m, r = missing[0]
+        raise SysidInputError(
+            f"metabolite {m} is a substrate of reaction {r} but its net stoichiometry is 0: "
+            "give every substrate a non-zero net coefficient"
+        )
+    sub_to_all = np.array([all_index[(m, r)] for m, r in zip(met_sub, rxn_sub, strict=True)], np.int64)
+    prod_indices = np.nonzero(S.T[rxn_all, met_all] > 0)[0]
+    return Edges(
+        met_sub=met_sub.astype(np.int64),
+        rxn_sub=rxn_sub.astype(np.int64),
+        sto_sub=substrates.T[rxn_sub, met_sub].astype(np.float32),
+        met_all=met_all.astype(np.int64),
+        rxn_all=rxn_all.astype(np.int64),
+        sto_all=S.T[rxn_all, met_all].astype(np.float32),
+        sub_to_all=sub_to_all,
+        met_prod=met_all[prod_indices].astype(np.int64),
+        rxn_prod=rxn_all[prod_indices].astype(np.int64),
+        prod_indices=prod_indices.astype(np.int64),
+    )
+
+
+def random_network(cfg: SimulationConfig, rng: np.random.Generator) -> Network:
+    """Autocatalytic cycles plus random mass-conserving reactions (SPEC section 2)."""
+    n_met, n_rxn = cfg.n_metabolites, cfg.n_reactions
+    S = np.zeros((n_met, n_rxn), np.float32)
+    substrates = np.zeros_like(S)
+    n_cycle_rxn = int(round(cfg.cycle_fraction * n_rxn)) if cfg.cycle_length >= 2 else 0
+    n_cycles = n_cycle_rxn // cfg.cycle_length
+    unused = list(rng.permutation(n_met))
+    j = 0
+    for _ in range(n_cycles):
+        if len(unused) >= cfg.cycle_length:
+            members, unused = unused[: cfg.cycle_length], unused[cfg.cycle_length :]
+        else:
+            members = list(rng.choice(n_met, size=cfg.cycle_length, replace=False))
+        for a, b in zip(members, members[1:] + members[:1], strict=True):
+            # a + b -> 2b: a is food (-1), b the catalyst (+1), both substrates.
+            S[a, j], S[b, j] = -1.0, 1.0
+            substrates[a, j] = substrates[b, j] = 1.0
+            j += 1
+    while j < n_rxn:
+        _random_reaction(S, substrates, j, cfg.max_metabolites_per_reaction, rng)
+        j += 1
+    return Network(S=S, substrates=substrates)
+
+
+def _random_reaction(S, substrates, j, max_substrates, rng) -> None:
+    n_met = S.shape[0]
+    if n_met < 2:
+        return
+    n_sub = int(rng.integers(1, min(max_substrates, n_met - 1) + 1))
+    order = rng.permutation(n_met)
+    subs, rest = order[:n_sub], order[n_sub:]
+    coef = rng.integers(1, 3, size=n_sub).astype(np.float32)
+    mass = float(coef.sum())
+    n_prod = int(rng.integers(1, min(len(rest), int(mass)) + 1))
+    prods = rest[:n_prod]
+    # Split the consumed mass into positive integer product coefficients.
+    cuts = np.sort(rng.choice(np.arange(1, int(mass)), size=n_prod - 1, replace=False)) if n_prod > 1 else []
+    prod_coef = np.diff(np.concatenate([[0], cuts, [int(mass)]])).astype(np.float32)
+    S[subs, j] = -coef
+    substrates[subs, j] = coef
+    S[prods, j] = prod_coef
