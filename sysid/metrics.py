@@ -75,14 +75,18 @@ def embedding_metrics(a: np.ndarray, truth: Truth, eps: float = 0.1) -> dict[str
 
 
 @torch.no_grad()
-def rate_constants_r2(model: MetabolismModel, true_log_k: np.ndarray) -> float:
-    """R2 of corrected log_k against the truth, correcting the MLP_sub scale alpha = |MLP_sub([1, 1])|."""
+def corrected_log_k(model: MetabolismModel) -> np.ndarray:
+    """log_k_j + n_sub_j * log10(alpha), alpha = |MLP_sub([1, 1])|: removes the k / MLP_sub scale trade-off."""
     p = next(model.substrate_func.parameters())
     alpha = model.substrate_func(torch.ones(1, 2, device=p.device, dtype=p.dtype)).abs().item()
     # n_sub_per_rxn is the checkpoint's buffer (substrate edges, at least 1), as the original code uses.
     n_sub = model.n_sub_per_rxn.cpu().double().numpy()
-    learned = model.log_k.detach().cpu().double().numpy() + n_sub * np.log10(max(alpha, 1e-30))
-    r = np.corrcoef(learned, np.asarray(true_log_k, np.float64))[0, 1]
+    return model.log_k.detach().cpu().double().numpy() + n_sub * np.log10(max(alpha, 1e-30))
+
+
+def rate_constants_r2(model: MetabolismModel, true_log_k: np.ndarray) -> float:
+    """R2 of the least-squares line of corrected log_k against the true log_k."""
+    r = np.corrcoef(corrected_log_k(model), np.asarray(true_log_k, np.float64))[0, 1]
     return float(r**2)
 
 

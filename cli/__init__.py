@@ -1,0 +1,1 @@
+"""The ``sysid`` command line: a thin typer layer over the library."""

@@ -1,0 +1,13 @@
+"""One module per command; each exposes ``command``."""
+
+from importlib import import_module
+
+import typer
+
+COMMANDS = ("simulate", "evaluate")
+
+
+def register(app: typer.Typer) -> None:
+    for name in COMMANDS:
+        module = import_module(f"cli.commands.{name}")
+        app.command(name, help=module.__doc__)(module.command)

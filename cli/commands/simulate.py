@@ -1,0 +1,23 @@
+"""Simulate the ground-truth system and write a MetabolismGraph dataset folder."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import done, progress_bar, setup_logging
+from sysid.config import load_config
+from sysid.pipeline import simulate_to_folder
+
+
+def command(
+    out: Annotated[Path, typer.Option("--out", help="dataset folder to create")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config (default regime if omitted)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    setup_logging(verbose)
+    cfg = load_config(config)
+    with progress_bar("simulating", cfg.simulation.n_frames) as update:
+        simulate_to_folder(cfg, out, force=force, progress=update)
+    done(out)

@@ -1,0 +1,69 @@
+"""Shared command-line plumbing: error reporting, progress bars, embedded defaults."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sysid.defaults import default_dataset_dir, reference_checkpoint
+from sysid.errors import SysidInputError
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
+    """Yield ``update(completed, **fields)``; fields (e.g. loss=...) are shown live."""
+    columns = [
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+    ]
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def update(completed: int, **fields: float) -> None:
+            info = "  ".join(f"{k} {v:.4g}" for k, v in fields.items())
+            bar.update(task, completed=completed, info=info)
+
+        yield update
+
+
+def resolve_data(data: Path | None) -> Path:
+    if data is not None:
+        return data
+    console.print("using the embedded default dataset (default regime, seed 42)")
+    return default_dataset_dir()
+
+
+def resolve_model(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    path = reference_checkpoint()
+    if not path.is_file():
+        raise SysidInputError(f"the shipped reference checkpoint {path} is missing: reinstall sysid or pass --model")
+    console.print("using the shipped reference frozen model")
+    return path
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+
+
+def done(out: Path) -> None:
+    out_console.print(f"results written to {Path(out).absolute()}")
