@@ -1,0 +1,39 @@
+"""The result of stage 1: per-metabolite homeostasis fits and behavioural groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class HomeostasisFit:
+    """h_i(c) ~ slope[i] * c + offset[i], with standard errors and a group per metabolite.
+
+    Built from data and the frozen model only; never from type labels.
+    """
+
+    slope: np.ndarray  # (n_metabolites,)
+    offset: np.ndarray  # (n_metabolites,)
+    slope_se: np.ndarray  # (n_metabolites,)
+    offset_se: np.ndarray  # (n_metabolites,)
+    groups: np.ndarray  # (n_metabolites,) int in 0..n_groups-1
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.groups.max()) + 1 if len(self.groups) else 0
+
+    def group_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse-variance weighted slope and offset of each group."""
+        slopes, offsets = [], []
+        for g in range(self.n_groups):
+            m = self.groups == g
+            slopes.append(_weighted_mean(self.slope[m], self.slope_se[m]))
+            offsets.append(_weighted_mean(self.offset[m], self.offset_se[m]))
+        return np.array(slopes), np.array(offsets)
+
+
+def _weighted_mean(values: np.ndarray, se: np.ndarray) -> float:
+    w = 1.0 / np.maximum(se, 1e-300) ** 2
+    return float(np.sum(w * values) / np.sum(w))
