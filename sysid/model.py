@@ -81,21 +81,27 @@ class MetabolismModel(nn.Module):
         coef = self.sto_all[self.sub_to_all].abs().expand_as(conc)
         return self.substrate_func(torch.stack([conc, coef], dim=-1)).squeeze(-1)
 
-    def rates(self, c: torch.Tensor) -> torch.Tensor:
-        """Reaction rates v_j: (..., n_reactions)."""
+    def aggregate(self, c: torch.Tensor) -> torch.Tensor:
+        """agg_j: product (aggr 'mul') or sum ('add') of the substrate messages: (..., n_reactions)."""
         msg = self.substrate_messages(c)
         shape = (*c.shape[:-1], self.n_reactions)
         if self.arch.aggr_type == "mul":
             log_msg = torch.log(msg.abs().clamp_min(LOG_FLOOR))
-            agg = torch.exp(msg.new_zeros(shape).index_add(-1, self.rxn_sub, log_msg))
-        else:
-            agg = msg.new_zeros(shape).index_add(-1, self.rxn_sub, msg)
-        return torch.pow(10.0, self.log_k) * F.softplus(agg)
+            return torch.exp(msg.new_zeros(shape).index_add(-1, self.rxn_sub, log_msg))
+        return msg.new_zeros(shape).index_add(-1, self.rxn_sub, msg)
+
+    def rates(self, c: torch.Tensor) -> torch.Tensor:
+        """Reaction rates v_j = 10**log_k_j * softplus(agg_j): (..., n_reactions)."""
+        return torch.pow(10.0, self.log_k) * F.softplus(self.aggregate(c))
+
+    def apply_stoichiometry(self, v: torch.Tensor) -> torch.Tensor:
+        """sum_j S_ij v_j from rates v (..., n_reactions): (..., n_metabolites)."""
+        flux = self.sto_all * v[..., self.rxn_all]
+        return flux.new_zeros((*v.shape[:-1], self.n_metabolites)).index_add(-1, self.met_all, flux)
 
     def reaction_dcdt(self, c: torch.Tensor) -> torch.Tensor:
-        """Reaction part sum_j S_ij v_j: (..., n_metabolites)."""
-        flux = self.sto_all * self.rates(c)[..., self.rxn_all]
-        return flux.new_zeros(c.shape).index_add(-1, self.met_all, flux)
+        """Reaction part sum_j S_ij v_j(c): (..., n_metabolites)."""
+        return self.apply_stoichiometry(self.rates(c))
 
     def node(self, c: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         """MLP_node([c_i, a_i]) for every metabolite: (..., n_metabolites)."""
