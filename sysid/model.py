@@ -77,9 +77,13 @@ class MetabolismModel(nn.Module):
     # --- the forward pass -------------------------------------------------
     def substrate_messages(self, c: torch.Tensor) -> torch.Tensor:
         """MLP_sub([c_{met_sub[e]}, |sto_all[sub_to_all[e]]|]) for every substrate edge: (..., n_sub_edges)."""
-        conc = c[..., self.met_sub]
-        coef = self.sto_all[self.sub_to_all].abs().expand_as(conc)
-        return self.substrate_func(torch.stack([conc, coef], dim=-1)).squeeze(-1)
+        # Edges sharing (metabolite, |s|) get the same message: evaluate MLP_sub once per distinct pair.
+        coef = self.sto_all[self.sub_to_all].abs()
+        pairs, edge_to_pair = torch.unique(torch.stack([self.met_sub.to(coef.dtype), coef], 1), dim=0,
+                                           return_inverse=True)
+        conc = c[..., pairs[:, 0].long()]
+        inputs = torch.stack([conc, pairs[:, 1].expand_as(conc)], dim=-1)
+        return self.substrate_func(inputs).squeeze(-1)[..., edge_to_pair]
 
     def aggregate(self, c: torch.Tensor) -> torch.Tensor:
         """agg_j: product (aggr 'mul') or sum ('add') of the substrate messages: (..., n_reactions)."""

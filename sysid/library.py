@@ -1,0 +1,144 @@
+"""Regression library for stage 1: the windowed (integral-form) regressors.
+
+For rows (metabolite i, window w) the model is
+
+    d_i(w) = s_i * dt sum_t c_i  +  o_i * W dt
+             + sum_j beta_j * S_ij dt sum_t v_j                    (per-reaction scale errors)
+             + sum_m gamma_m * dt sum_t sum_j S_ij v_j f_m(t, j)   (shared shape errors)
+
+where d is the windowed residual, v the frozen model's rates, and f_m are
+shared correction features of a reaction: sums over its substrate edges of
+basis functions of log c_e (errors of MLP_sub's shape), and basis functions of
+the log aggregate (errors of the softplus link). They linearise
+v_true = v * exp(beta_j + sum_m gamma_m f_m), refined by Gauss-Newton in
+:mod:`sysid.regression`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from sysid.network import Network
+from sysid.residuals import window_sum
+
+LOG_EPS = 1e-3
+Z_CLIP = 3.0
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeFeatures:
+    """Per-frame, per-reaction shared correction features f_m(t, j): (n_frames + 1, n_reactions, n_features)."""
+
+    values: np.ndarray
+    names: list[str]
+
+
+def _centred_powers(x: np.ndarray, degree: int, mask: np.ndarray) -> list[np.ndarray]:
+    """(x - mean)^k / scale^k for k = 1..degree, statistics over entries where mask holds."""
+    if degree == 0 or not mask.any():
+        return []
+    mu = x[mask].mean()
+    sd = x[mask].std() or 1.0
+    z = np.clip((x - mu) / sd, -Z_CLIP, Z_CLIP)  # bounded, so exp(correction) cannot explode at extremes
+    return [z**k for k in range(1, degree + 1)]
+
+
+def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, degree: int) -> ShapeFeatures:
+    """Shared features: per coefficient value |s|, sums over substrate edges of powers of log c_e;
+    and powers of the log aggregate of each reaction."""
+    e = network.edges
+    logc = np.log(conc + LOG_EPS)
+    values, names = [], []
+    for s in np.unique(e.sto_sub):
+        edges = np.nonzero(e.sto_sub == s)[0]
+        incidence = np.zeros((conc.shape[1], network.n_reactions))
+        np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
+        used = incidence.sum(1) > 0
+        for k, z in enumerate(_centred_powers(logc, degree, np.broadcast_to(used, logc.shape)), start=1):
+            values.append(z @ incidence)
+            names.append(f"log_c^{k} (|s|={s:g})")
+    has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
+    log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
+    for k, z in enumerate(_centred_powers(log_agg, degree, np.broadcast_to(has_sub, log_agg.shape)), start=1):
+        values.append(np.where(has_sub, z, 0.0))
+        names.append(f"log_agg^{k}")
+    stacked = np.stack(values, -1) if values else np.zeros((*conc.shape[:1], network.n_reactions, 0))
+    return ShapeFeatures(stacked, names)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Sparse windowed design; rows are the valid (metabolite, window) pairs in metabolite-major order.
+
+    Columns: slope of each metabolite, offset of each metabolite, one scale
+    correction per reaction, then the shared shape corrections.
+    """
+
+    X: sparse.csr_matrix
+    y: np.ndarray
+    rows_met: np.ndarray  # metabolite of each row
+    rows_win: np.ndarray  # window of each row
+    n_met: int
+    n_rxn: int
+
+    @property
+    def slope_cols(self) -> slice:
+        return slice(0, self.n_met)
+
+    @property
+    def offset_cols(self) -> slice:
+        return slice(self.n_met, 2 * self.n_met)
+
+    @property
+    def reaction_cols(self) -> slice:
+        return slice(2 * self.n_met, 2 * self.n_met + self.n_rxn)
+
+    @property
+    def shape_cols(self) -> slice:
+        return slice(2 * self.n_met + self.n_rxn, self.X.shape[1])
+
+
+def build_design(
+    target: np.ndarray,
+    conc: np.ndarray,
+    rates: np.ndarray,
+    features: ShapeFeatures,
+    S: np.ndarray,
+    starts: np.ndarray,
+    valid: np.ndarray,
+    window: int,
+    dt: float,
+) -> Design:
+    """Assemble the windowed regressors from per-frame rates and features.
+
+    ``target`` and ``valid`` are (n_windows, n_metabolites).
+    """
+    n_met, n_rxn = S.shape
+    n_feat = features.values.shape[-1]
+    row_of = -np.ones((n_met, len(starts)), np.int64)
+    rows_met, rows_win = np.nonzero(valid.T)
+    row_of[rows_met, rows_win] = np.arange(len(rows_met))
+    v_win = dt * window_sum(rates, starts, window)  # (n_win, n_rxn)
+    c_win = dt * window_sum(conc, starts, window)  # (n_win, n_met)
+    weighted = (rates[:, :, None] * features.values).reshape(len(rates), -1)
+    f_win = (dt * window_sum(weighted, starts, window)).reshape(len(starts), n_rxn, n_feat)
+    shape_block = np.einsum("ij,wjf->iwf", S, f_win)[rows_met, rows_win]
+    # per-reaction scale columns: entry S_ij * v_win[w, j] on row (i, w)
+    si, sj = np.nonzero(S)
+    rr = row_of[si][:, :].ravel()
+    rc = np.repeat(sj, len(starts))
+    rv = (S[si, sj][:, None] * v_win[:, sj].T).ravel()
+    ok = rr >= 0
+    n_rows = len(rows_met)
+    idx = np.arange(n_rows)
+    blocks = [
+        sparse.csr_matrix((c_win[rows_win, rows_met], (idx, rows_met)), shape=(n_rows, n_met)),
+        sparse.csr_matrix((np.full(n_rows, window * dt), (idx, rows_met)), shape=(n_rows, n_met)),
+        sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, n_rxn)),
+        sparse.csr_matrix(shape_block),
+    ]
+    X = sparse.hstack(blocks, format="csr")
+    return Design(X, target.T[rows_met, rows_win], rows_met, rows_win, n_met, n_rxn)

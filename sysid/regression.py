@@ -1,0 +1,120 @@
+"""Stage 1 regression: per-metabolite slopes and offsets with the frozen model's errors partialled out.
+
+One joint least-squares problem over all metabolites and windows (see
+:mod:`sysid.library`): per-metabolite slope and offset, per-reaction scale
+corrections and shared shape corrections of the frozen model, solved through
+sparse normal equations. The corrections are refined by Gauss-Newton (rates
+rescaled, then refit). Standard errors come from statsmodels: each
+metabolite's windowed residual, cleaned of the fitted corrections, is an OLS
+on (integrated c_i, window length) with Newey-West (HAC) covariance; by the
+Frisch-Waugh-Lovell argument its coefficients equal the joint fit's. The
+errors are conditional on the fitted corrections.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import statsmodels.api as sm
+from scipy import linalg
+
+from sysid.dataset import Dataset
+from sysid.library import Design, build_design, shape_features
+from sysid.residuals import FrozenEvaluation, compute_residuals, window_sum
+
+log = logging.getLogger(__name__)
+MIN_SCALE = 0.05
+STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
+
+
+def solve_normal_equations(design: Design, ridge: float) -> np.ndarray:
+    """Least squares via column-scaled normal equations; unused columns get 0."""
+    A = (design.X.T @ design.X).toarray()
+    b = design.X.T @ design.y
+    d = np.sqrt(np.diag(A))
+    used = d > 0
+    scale = 1.0 / d[used]
+    As = A[np.ix_(used, used)] * scale[:, None] * scale[None, :] + ridge * np.eye(used.sum())
+    try:
+        z = linalg.solve(As, b[used] * scale, assume_a="pos")
+    except linalg.LinAlgError:
+        z = linalg.lstsq(As, b[used] * scale)[0]
+    coef = np.zeros(A.shape[0])
+    coef[used] = z * scale
+    return coef
+
+
+class HomeostasisRegression:
+    """Joint windowed regression of the frozen model's residuals (scikit-learn style).
+
+    ``fit`` sets ``slope_``, ``offset_``, ``slope_se_``, ``offset_se_``,
+    ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``
+    and ``shape_names_``.
+    """
+
+    def __init__(self, *, window: int = 10, shape_degree: int = 3, n_iterations: int = 4,
+                 hac_maxlags: int = 5, ridge: float = 1e-10):
+        self.window = window
+        self.shape_degree = shape_degree
+        self.n_iterations = n_iterations
+        self.hac_maxlags = hac_maxlags
+        self.ridge = ridge
+
+    def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
+        res = compute_residuals(data, frozen, self.window)
+        conc = data.concentrations.astype(np.float64)
+        feats = shape_features(conc, frozen.aggregate, data.network, self.shape_degree)
+        S = data.network.S.astype(np.float64)
+
+        def linearised(state):
+            scale, shape_coef = state
+            rates = frozen.rates * scale * np.exp(feats.values @ shape_coef)
+            # windowed residual of the corrected frozen model
+            target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window)
+            design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t)
+            coef = solve_normal_equations(design, self.ridge)
+            return design, coef, float(np.sqrt(np.mean((design.y - design.X @ coef) ** 2)))
+
+        def step(state, design, coef, size):
+            scale, shape_coef = state
+            new_scale = scale * np.maximum(1.0 + size * coef[design.reaction_cols], MIN_SCALE)
+            return new_scale, shape_coef + size * coef[design.shape_cols]
+
+        state = (np.ones(S.shape[1]), np.zeros(feats.values.shape[-1]))
+        design, coef, rms = linearised(state)
+        log.info("stage 1 iteration 1: rms windowed residual %.3g", rms)
+        for it in range(1, self.n_iterations):
+            for size in STEP_SIZES:  # damped Gauss-Newton: shrink the step until the fit improves
+                trial = step(state, design, coef, size)
+                t_design, t_coef, t_rms = linearised(trial)
+                if t_rms <= rms:
+                    break
+            else:
+                break
+            state, design, coef, rms = trial, t_design, t_coef, t_rms
+            log.info("stage 1 iteration %d: rms windowed residual %.3g", it + 1, rms)
+        self._set_per_metabolite(design, coef)
+        self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
+        self.shape_names_ = feats.names
+        self.rms_ = rms
+        self.n_rows_ = design.X.shape[0]
+        return self
+
+    def _set_per_metabolite(self, design: Design, coef: np.ndarray) -> None:
+        """Per-metabolite OLS with HAC errors on the residual cleaned of the shared corrections."""
+        nuisance = np.r_[design.reaction_cols.start : design.X.shape[1]]
+        clean = design.y - design.X[:, nuisance] @ coef[nuisance]
+        slope_reg = design.X[:, design.slope_cols]
+        n = design.n_met
+        self.slope_, self.offset_ = np.full(n, np.nan), np.full(n, np.nan)
+        self.slope_se_, self.offset_se_ = np.full(n, np.inf), np.full(n, np.inf)
+        for i in range(n):
+            rows = np.nonzero(design.rows_met == i)[0]
+            if len(rows) < 3:
+                continue
+            x = np.column_stack([slope_reg[rows, i].toarray().ravel(), np.ones(len(rows))])
+            fit = sm.OLS(clean[rows], x).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
+            width = design.X[rows[0], n + i]  # offset regressor W * dt
+            self.slope_[i], self.offset_[i] = fit.params[0], fit.params[1] / width
+            self.slope_se_[i], self.offset_se_[i] = fit.bse[0], fit.bse[1] / width
