@@ -120,16 +120,16 @@ class Stage1Config:
     """Residual regression and grouping."""
 
     window: int = 10
-    ridge: float = 1e-8
-    shape_basis: int = 6
-    n_iterations: int = 3
+    shape_knots: int = 8
+    n_iterations: int = 6
     hac_maxlags: int = 5
+    ridge: float = 1e-10
     max_groups: int = 8
 
     def validate(self) -> None:
         _positive(self, "window", "n_iterations", "max_groups")
-        if self.ridge < 0 or self.shape_basis < 0 or self.hac_maxlags < 0:
-            _bad("sysid.stage1", "ridge, shape_basis and hac_maxlags must be >= 0", "fix the values")
+        if self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
+            _bad("sysid.stage1", "ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
 
 
 @dataclass(frozen=True)

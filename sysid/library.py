@@ -25,7 +25,6 @@ from sysid.network import Network
 from sysid.residuals import window_sum
 
 LOG_EPS = 1e-3
-Z_CLIP = 3.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,19 +35,24 @@ class ShapeFeatures:
     names: list[str]
 
 
-def _centred_powers(x: np.ndarray, degree: int, mask: np.ndarray) -> list[np.ndarray]:
-    """(x - mean)^k / scale^k for k = 1..degree, statistics over entries where mask holds."""
-    if degree == 0 or not mask.any():
+def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray) -> list[np.ndarray]:
+    """Piecewise-linear hat functions on knots at quantiles of x[mask] from its minimum to its maximum.
+
+    The first hat is left out: the hats sum to one, which the per-reaction scale already spans.
+    """
+    if n_knots < 2 or not mask.any():
         return []
-    mu = x[mask].mean()
-    sd = x[mask].std() or 1.0
-    z = np.clip((x - mu) / sd, -Z_CLIP, Z_CLIP)  # bounded, so exp(correction) cannot explode at extremes
-    return [z**k for k in range(1, degree + 1)]
+    knots = np.unique(np.quantile(x[mask], np.linspace(0.0, 1.0, n_knots)))
+    if len(knots) < 2:
+        return []
+    z = np.clip(x, knots[0], knots[-1])
+    eye = np.eye(len(knots))
+    return [np.interp(z, knots, eye[k]) for k in range(1, len(knots))]
 
 
-def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, degree: int) -> ShapeFeatures:
-    """Shared features: per coefficient value |s|, sums over substrate edges of powers of log c_e;
-    and powers of the log aggregate of each reaction."""
+def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int) -> ShapeFeatures:
+    """Shared features of each reaction: per coefficient value |s|, sums over its substrate edges of
+    hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors)."""
     e = network.edges
     logc = np.log(conc + LOG_EPS)
     values, names = [], []
@@ -56,15 +60,15 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, de
         edges = np.nonzero(e.sto_sub == s)[0]
         incidence = np.zeros((conc.shape[1], network.n_reactions))
         np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
-        used = incidence.sum(1) > 0
-        for k, z in enumerate(_centred_powers(logc, degree, np.broadcast_to(used, logc.shape)), start=1):
-            values.append(z @ incidence)
-            names.append(f"log_c^{k} (|s|={s:g})")
+        used = np.broadcast_to(incidence.sum(1) > 0, logc.shape)
+        for k, h in enumerate(hat_basis(logc, n_knots, used), start=1):
+            values.append(h @ incidence)
+            names.append(f"log_c hat {k} (|s|={s:g})")
     has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
     log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
-    for k, z in enumerate(_centred_powers(log_agg, degree, np.broadcast_to(has_sub, log_agg.shape)), start=1):
-        values.append(np.where(has_sub, z, 0.0))
-        names.append(f"log_agg^{k}")
+    for k, h in enumerate(hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape)), start=1):
+        values.append(np.where(has_sub, h, 0.0))
+        names.append(f"log_agg hat {k}")
     stacked = np.stack(values, -1) if values else np.zeros((*conc.shape[:1], network.n_reactions, 0))
     return ShapeFeatures(stacked, names)
 

@@ -127,3 +127,13 @@ def _fmt(v: float) -> str:
     if v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     return f"{v:.6g}"
+
+
+def stage1_metrics(slope: np.ndarray, offset: np.ndarray, groups: np.ndarray, truth: Truth) -> dict[str, float]:
+    """stage1_* keys: per-type mean fitted slope/offset over the truth, group accuracy and count."""
+    per_type = per_type_ratios("stage1", slope, offset, truth)
+    out = {k: v for k, v in per_type.items() if "ratio" in k and k != "avg_slope_ratio"}
+    out["stage1_avg_slope_ratio"] = per_type["avg_slope_ratio"]
+    out["stage1_group_acc"] = hungarian_accuracy(groups, truth.types)
+    out["stage1_n_groups"] = float(len(np.unique(groups)))
+    return out

@@ -25,6 +25,7 @@ from sysid.residuals import FrozenEvaluation, compute_residuals, window_sum
 
 log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
+MAX_LOG_CORRECTION = 5.0
 STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
 
 
@@ -53,10 +54,10 @@ class HomeostasisRegression:
     and ``shape_names_``.
     """
 
-    def __init__(self, *, window: int = 10, shape_degree: int = 3, n_iterations: int = 4,
+    def __init__(self, *, window: int = 10, shape_knots: int = 8, n_iterations: int = 4,
                  hac_maxlags: int = 5, ridge: float = 1e-10):
         self.window = window
-        self.shape_degree = shape_degree
+        self.shape_knots = shape_knots
         self.n_iterations = n_iterations
         self.hac_maxlags = hac_maxlags
         self.ridge = ridge
@@ -64,12 +65,12 @@ class HomeostasisRegression:
     def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
         res = compute_residuals(data, frozen, self.window)
         conc = data.concentrations.astype(np.float64)
-        feats = shape_features(conc, frozen.aggregate, data.network, self.shape_degree)
+        feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
 
         def linearised(state):
             scale, shape_coef = state
-            rates = frozen.rates * scale * np.exp(feats.values @ shape_coef)
+            rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
             target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window)
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t)

@@ -1,0 +1,38 @@
+"""Stage 1 end to end: frozen-model residuals -> joint regression -> behavioural groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sysid.config import Stage1Config
+from sysid.dataset import Dataset
+from sysid.errors import SysidInputError
+from sysid.fitresult import HomeostasisFit
+from sysid.grouping import find_groups
+from sysid.model import MetabolismModel
+from sysid.regression import HomeostasisRegression
+from sysid.residuals import FrozenEvaluation, evaluate_frozen
+
+
+@dataclass(frozen=True, eq=False)
+class Stage1Result:
+    fit: HomeostasisFit
+    regression: HomeostasisRegression
+    frozen: FrozenEvaluation
+
+
+def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
+    """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
+    if data.n_frames < 3 * cfg.window:
+        raise SysidInputError(
+            f"the dataset has {data.n_frames} steps, fewer than 3 windows of {cfg.window}: "
+            "use more frames or a smaller sysid.stage1.window"
+        )
+    frozen = evaluate_frozen(model, data.concentrations)
+    reg = HomeostasisRegression(
+        window=cfg.window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
+        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge,
+    ).fit(data, frozen)
+    groups = find_groups(reg.slope_, reg.offset_, reg.slope_se_, reg.offset_se_, max_groups=cfg.max_groups, seed=seed)
+    fit = HomeostasisFit(reg.slope_, reg.offset_, reg.slope_se_, reg.offset_se_, groups)
+    return Stage1Result(fit, reg, frozen)
