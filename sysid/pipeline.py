@@ -9,7 +9,7 @@ from sysid.checkpoint import check_compatible, load_checkpoint
 from sysid.config import Config
 from sysid.dataset import load_dataset, load_truth, write_dataset
 from sysid.errors import SysidInputError
-from sysid.outputs import atomic_dir
+from sysid.outputs import atomic_dir, check_writable
 from sysid.simulate import simulate
 
 
@@ -32,4 +32,55 @@ def evaluate_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force
     check_compatible(net, dataset.network)
     with atomic_dir(out, force) as tmp:
         metrics = evaluate_model(net, dataset, truth, tmp, cfg.training.cluster_distance_threshold)
+    return metrics
+
+
+def _load_pair(data: Path, model: Path, cfg: Config):
+    dataset = load_dataset(data)
+    net = load_checkpoint(model, cfg.graph_model.aggr_type)
+    check_compatible(net, dataset.network)
+    return dataset, net.freeze_reactions(), load_truth(data)
+
+
+def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False) -> dict[str, float]:
+    """residuals.npz, a summary of magnitudes and trace plots; returns the summary."""
+    from sysid.reports import true_homeostasis, write_residuals
+    from sysid.residuals import compute_residuals, evaluate_frozen, summary
+
+    check_writable(Path(out), force)
+    dataset, net, truth = _load_pair(data, model, cfg)
+    frozen = evaluate_frozen(net, dataset.concentrations)
+    res = compute_residuals(dataset, frozen, cfg.sysid.stage1.window)
+    table = summary(dataset, frozen, res, true_homeostasis(dataset, truth) if truth is not None else None)
+    with atomic_dir(out, force) as tmp:
+        write_residuals(tmp, dataset, frozen, res, truth)
+        (tmp / "summary.txt").write_text("".join(f"{k}: {v:.6g}\n" for k, v in table.items()))
+    return table
+
+
+def fit_to_folder(
+    data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False, refine: bool = False,
+    progress: Callable[..., None] | None = None,
+) -> dict[str, float]:
+    """Stage 1 (and stage 2 with ``refine``): fits.csv, groups.json, analysis.log, figures."""
+    from sysid.metrics import rate_constants_r2, stage1_metrics, write_analysis_log
+    from sysid.reports import write_fits
+    from sysid.stage1 import fit_stage1
+
+    check_writable(Path(out), force)
+    dataset, net, truth = _load_pair(data, model, cfg)
+    result = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed)
+    fit = result.fit
+    metrics: dict[str, float] = {}
+    with atomic_dir(out, force) as tmp:
+        write_fits(tmp, fit, truth)
+        if refine:
+            from sysid.refine import run_refine
+
+            metrics.update(run_refine(net, dataset, fit, cfg, tmp, truth=truth, progress=progress).metrics)
+        if truth is not None:
+            metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
+            metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
+        metrics["stage1_n_groups"] = float(fit.n_groups)
+        write_analysis_log(metrics, tmp / "analysis.log")
     return metrics

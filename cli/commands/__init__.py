@@ -4,7 +4,7 @@ from importlib import import_module
 
 import typer
 
-COMMANDS = ("simulate", "evaluate")
+COMMANDS = ("simulate", "residuals", "fit", "evaluate")
 
 
 def register(app: typer.Typer) -> None:

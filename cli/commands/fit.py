@@ -1,0 +1,29 @@
+"""Stage 1 fits (slopes, offsets, groups); with --refine also the neural stage 2."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import done, out_console, progress_bar, resolve_data, resolve_model, setup_logging
+from sysid.config import load_config
+from sysid.pipeline import fit_to_folder
+
+
+def command(
+    data: Annotated[Path | None, typer.Option("--data", help="dataset folder (embedded default if omitted)")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="frozen checkpoint (shipped one if omitted)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config")] = None,
+    out: Annotated[Path, typer.Option("--out", help="result folder")] = Path("fit"),
+    refine: Annotated[bool, typer.Option("--refine", help="also run the neural refine (stage 2)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    setup_logging(verbose)
+    cfg = load_config(config)
+    data_dir, model_path = resolve_data(data), resolve_model(model)
+    with progress_bar("refining", cfg.training.data_augmentation_loop) as update:
+        metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine=refine, progress=update)
+    for key, value in metrics.items():
+        out_console.print(f"{key}: {value:.6g}")
+    done(out)

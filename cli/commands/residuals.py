@@ -1,0 +1,31 @@
+"""Residuals of the frozen reaction model (single-step and windowed), with a summary and trace plots."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import done, out_console, resolve_data, resolve_model, setup_logging
+from sysid.config import load_config
+from sysid.pipeline import residuals_to_folder
+
+
+def command(
+    data: Annotated[Path | None, typer.Option("--data", help="dataset folder (embedded default if omitted)")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="frozen checkpoint (shipped one if omitted)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="folder for residuals.npz and plots")] = Path("residuals"),
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    setup_logging(verbose)
+    cfg = load_config(config)
+    table = residuals_to_folder(resolve_data(data), resolve_model(model), out, cfg, force=force)
+    view = Table(title="mean |value| (rate units)")
+    view.add_column("part")
+    view.add_column("magnitude", justify="right")
+    for key, value in table.items():
+        view.add_row(key, f"{value:.4g}")
+    out_console.print(view)
+    done(out)
