@@ -125,9 +125,10 @@ class Stage1Config:
     hac_maxlags: int = 5
     ridge: float = 1e-10
     max_groups: int = 8
+    min_group_size: int = 5
 
     def validate(self) -> None:
-        _positive(self, "window", "n_iterations", "max_groups")
+        _positive(self, "window", "n_iterations", "max_groups", "min_group_size")
         if self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
             _bad("sysid.stage1", "ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
 

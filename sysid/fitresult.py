@@ -19,6 +19,8 @@ class HomeostasisFit:
     slope_se: np.ndarray  # (n_metabolites,)
     offset_se: np.ndarray  # (n_metabolites,)
     groups: np.ndarray  # (n_metabolites,) int in 0..n_groups-1
+    raw_slope: np.ndarray | None = None  # per-metabolite estimates before pooling within groups
+    raw_offset: np.ndarray | None = None
 
     @property
     def n_groups(self) -> int:

@@ -1,32 +1,45 @@
 """Behavioural groups of metabolites from their stage-1 fits, number of groups chosen by BIC.
 
-Each metabolite is a point (slope, offset) with its own standard errors. A
-Gaussian mixture is fitted for 1..max_groups components on standardised
-points and the number with the lowest BIC is kept; each metabolite is then
-assigned by likelihood under each group's covariance widened by its own
-uncertainty, so poorly determined metabolites do not pull groups apart.
+Each metabolite is a point (slope, offset) with its own 2x2 error covariance.
+The number of groups is chosen by the BIC of Gaussian mixtures fitted to the
+well-determined metabolites (standardised); every metabolite is then assigned
+by its likelihood under each group with its own covariance added, so poorly
+determined metabolites neither create groups nor pull them apart. Finally
+each estimate is pooled with its group (empirical-Bayes posterior mean):
+well-determined metabolites keep their own value, uncertain ones move to the
+group's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture
 
-N_INIT = 5
+N_INIT = 3
+RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
 
 
-def _standardise(points: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    centre = np.median(points, axis=0)
-    spread = np.std(points, axis=0)
-    spread[spread == 0] = 1.0
-    return (points - centre) / spread, se / spread
+@dataclass(frozen=True, eq=False)
+class Grouping:
+    labels: np.ndarray  # (n,) int 0..k-1
+    pooled: np.ndarray  # (n, 2) slope and offset pooled within the group
+    means: np.ndarray  # (k, 2)
+
+
+def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log N(x_i; mean, cov_i) for x (n, d) and covariances (n, d, d)."""
+    diff = x - mean
+    sol = np.linalg.solve(cov, diff[..., None])[..., 0]
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (np.sum(diff * sol, axis=1) + logdet + x.shape[1] * np.log(2 * np.pi))
 
 
 def choose_mixture(z: np.ndarray, max_groups: int, seed: int) -> GaussianMixture:
     """Gaussian mixture with the lowest BIC over 1..max_groups components."""
     best, best_bic = None, np.inf
-    for k in range(1, min(max_groups, len(z)) + 1):
+    for k in range(1, min(max_groups, len(z) // 2) + 1):
         gm = GaussianMixture(k, covariance_type="full", n_init=N_INIT, random_state=seed, reg_covar=1e-6).fit(z)
         bic = gm.bic(z)
         if bic < best_bic:
@@ -34,38 +47,64 @@ def choose_mixture(z: np.ndarray, max_groups: int, seed: int) -> GaussianMixture
     return best
 
 
-def assign(z: np.ndarray, z_se: np.ndarray, gm: GaussianMixture) -> np.ndarray:
-    """Most likely group of each point, with its own errors added to the group covariance."""
-    logp = np.empty((len(z), gm.n_components))
-    for k in range(gm.n_components):
-        for i in range(len(z)):
-            cov = gm.covariances_[k] + np.diag(z_se[i] ** 2)
-            logp[i, k] = np.log(gm.weights_[k]) + multivariate_normal.logpdf(z[i], gm.means_[k], cov)
-    return np.argmax(logp, axis=1)
-
-
-def relabel(groups: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Number the groups 0..k-1 in increasing order of ``key``'s group mean (stable output)."""
-    present = np.unique(groups)
-    order = present[np.argsort([key[groups == g].mean() for g in present])]
-    mapping = {g: i for i, g in enumerate(order)}
-    return np.array([mapping[g] for g in groups], np.int64)
+def _reliable(cov: np.ndarray) -> np.ndarray:
+    size = np.sqrt(np.abs(np.linalg.det(cov)))
+    return size <= RELIABLE_FACTOR * np.median(size)
 
 
 def find_groups(
-    slope: np.ndarray, offset: np.ndarray, slope_se: np.ndarray, offset_se: np.ndarray,
-    *, max_groups: int = 8, seed: int = 0,
-) -> np.ndarray:
-    """Group labels 0..k-1 (ordered by mean slope, steepest regulation last)."""
-    points = np.column_stack([slope, offset])
-    se = np.column_stack([slope_se, offset_se])
-    finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(se), axis=1)
-    groups = np.zeros(len(slope), np.int64)
-    if finite.sum() < 2:
-        return groups
-    z, z_se = _standardise(points[finite], se[finite])
-    gm = choose_mixture(z, max_groups, seed)
-    groups[finite] = assign(z, z_se, gm)
-    if (~finite).any():  # undetermined metabolites join the largest group
-        groups[~finite] = np.bincount(groups[finite]).argmax()
-    return relabel(groups, -slope)
+    points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0
+) -> Grouping:
+    """Group metabolites given points (n, 2) = (slope, offset) and covariances (n, 2, 2)."""
+    n = len(points)
+    finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
+    centre = np.median(points[finite], axis=0)
+    spread = np.std(points[finite], axis=0)
+    spread[spread == 0] = 1.0
+    z = (points - centre) / spread
+    z_cov = cov / np.outer(spread, spread)
+    fit_set = finite & _reliable(np.where(finite[:, None, None], cov, np.inf))
+    if fit_set.sum() < 4:
+        fit_set = finite
+    gm = choose_mixture(z[fit_set], max_groups, seed)
+    logp = np.full((n, gm.n_components), -np.inf)
+    for k in range(gm.n_components):
+        logp[finite, k] = np.log(gm.weights_[k]) + _gauss_logpdf(
+            z[finite], gm.means_[k], z_cov[finite] + gm.covariances_[k]
+        )
+    labels = _drop_small_groups(logp, min_size=min(min_group_size, max(2, n // 4)))
+    labels = np.where(finite, labels, np.argmax(gm.weights_))
+    pooled = _pool(z, z_cov, labels, gm, finite) * spread + centre
+    return _ordered(labels, pooled, gm.means_ * spread + centre)
+
+
+def _drop_small_groups(logp: np.ndarray, min_size: int) -> np.ndarray:
+    """Assign by likelihood; a group with fewer than min_size members is dissolved into the others."""
+    logp = logp.copy()
+    while True:
+        labels = np.argmax(logp, axis=1)
+        alive = np.nonzero(np.isfinite(logp).any(axis=0))[0]
+        counts = np.bincount(labels, minlength=logp.shape[1])[alive]
+        if len(alive) <= 1 or counts.min() >= min_size:
+            return labels
+        logp[:, alive[np.argmin(counts)]] = -np.inf
+
+
+def _pool(z, z_cov, labels, gm, finite) -> np.ndarray:
+    """Posterior mean of each point under its group's Gaussian prior."""
+    pooled = gm.means_[labels].copy()
+    prior_prec = np.linalg.inv(gm.covariances_)[labels]
+    own_prec = np.linalg.inv(z_cov[finite])
+    post_cov = np.linalg.inv(own_prec + prior_prec[finite])
+    rhs = own_prec @ z[finite][..., None] + prior_prec[finite] @ gm.means_[labels][finite][..., None]
+    pooled[finite] = (post_cov @ rhs)[..., 0]
+    return pooled
+
+
+def _ordered(labels: np.ndarray, pooled: np.ndarray, means: np.ndarray) -> Grouping:
+    """Number the used groups 0..k-1 by decreasing slope (strongest regulation last)."""
+    used = np.unique(labels)
+    order = used[np.argsort(-means[used, 0])]
+    mapping = np.zeros(len(means), np.int64)
+    mapping[order] = np.arange(len(order))
+    return Grouping(mapping[labels], pooled, means[order])

@@ -29,10 +29,11 @@ MAX_LOG_CORRECTION = 5.0
 STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
 
 
-def solve_normal_equations(design: Design, ridge: float) -> np.ndarray:
-    """Least squares via column-scaled normal equations; unused columns get 0."""
-    A = (design.X.T @ design.X).toarray()
-    b = design.X.T @ design.y
+def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) least squares via column-scaled normal equations; unused columns get 0."""
+    Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
+    A = (Xw.T @ design.X).toarray()
+    b = Xw.T @ design.y
     d = np.sqrt(np.diag(A))
     used = d > 0
     scale = 1.0 / d[used]
@@ -44,6 +45,15 @@ def solve_normal_equations(design: Design, ridge: float) -> np.ndarray:
     coef = np.zeros(A.shape[0])
     coef[used] = z * scale
     return coef
+
+
+def metabolite_weights(design: Design, residual: np.ndarray) -> np.ndarray:
+    """Inverse residual variance of each metabolite's rows, normalised to mean 1."""
+    n = design.n_met
+    var = np.bincount(design.rows_met, residual**2, minlength=n) / np.maximum(np.bincount(design.rows_met, minlength=n), 1)
+    floor = 1e-6 * max(float(np.median(var)), 1e-300)
+    w = 1.0 / np.maximum(var, floor)
+    return w / w.mean()
 
 
 class HomeostasisRegression:
@@ -68,14 +78,17 @@ class HomeostasisRegression:
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
 
+        weights = np.ones(S.shape[0])
+
         def linearised(state):
             scale, shape_coef = state
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
             target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window)
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t)
-            coef = solve_normal_equations(design, self.ridge)
-            return design, coef, float(np.sqrt(np.mean((design.y - design.X @ coef) ** 2)))
+            w = weights[design.rows_met]
+            coef = solve_normal_equations(design, self.ridge, w)
+            return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
 
         def step(state, design, coef, size):
             scale, shape_coef = state
@@ -85,6 +98,9 @@ class HomeostasisRegression:
         state = (np.ones(S.shape[1]), np.zeros(feats.values.shape[-1]))
         design, coef, rms = linearised(state)
         log.info("stage 1 iteration 1: rms windowed residual %.3g", rms)
+        # feasible GLS: weigh each metabolite's rows by the inverse of its residual variance
+        weights = metabolite_weights(design, design.y - design.X @ coef)
+        design, coef, rms = linearised(state)
         for it in range(1, self.n_iterations):
             for size in STEP_SIZES:  # damped Gauss-Newton: shrink the step until the fit improves
                 trial = step(state, design, coef, size)
@@ -94,7 +110,7 @@ class HomeostasisRegression:
             else:
                 break
             state, design, coef, rms = trial, t_design, t_coef, t_rms
-            log.info("stage 1 iteration %d: rms windowed residual %.3g", it + 1, rms)
+            log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
         self._set_per_metabolite(design, coef)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
@@ -110,6 +126,7 @@ class HomeostasisRegression:
         n = design.n_met
         self.slope_, self.offset_ = np.full(n, np.nan), np.full(n, np.nan)
         self.slope_se_, self.offset_se_ = np.full(n, np.inf), np.full(n, np.inf)
+        self.cov_ = np.tile(np.diag([np.inf, np.inf]), (n, 1, 1))  # (slope, offset) covariance per metabolite
         for i in range(n):
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
@@ -119,3 +136,5 @@ class HomeostasisRegression:
             width = design.X[rows[0], n + i]  # offset regressor W * dt
             self.slope_[i], self.offset_[i] = fit.params[0], fit.params[1] / width
             self.slope_se_[i], self.offset_se_[i] = fit.bse[0], fit.bse[1] / width
+            unit = np.diag([1.0, 1.0 / width])
+            self.cov_[i] = unit @ np.asarray(fit.cov_params()) @ unit

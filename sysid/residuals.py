@@ -65,9 +65,9 @@ def window_starts(n_frames: int, window: int) -> np.ndarray:
 
 
 def window_sum(per_frame: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """Sum of per-frame values over frames t0..t0+W-1 of each window (axis 0)."""
-    csum = np.concatenate([np.zeros_like(per_frame[:1]), np.cumsum(per_frame, axis=0)])
-    return csum[starts + window] - csum[starts]
+    """Sum of per-frame values over frames t0..t0+W-1 of each window (axis 0); windows from window_starts."""
+    n = len(starts)
+    return per_frame[: n * window].reshape(n, window, *per_frame.shape[1:]).sum(axis=1)
 
 
 def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int) -> Residuals:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from sysid.config import Stage1Config
 from sysid.dataset import Dataset
 from sysid.errors import SysidInputError
@@ -33,6 +35,12 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
         window=cfg.window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
         hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge,
     ).fit(data, frozen)
-    groups = find_groups(reg.slope_, reg.offset_, reg.slope_se_, reg.offset_se_, max_groups=cfg.max_groups, seed=seed)
-    fit = HomeostasisFit(reg.slope_, reg.offset_, reg.slope_se_, reg.offset_se_, groups)
+    points = np.column_stack([reg.slope_, reg.offset_])
+    grouping = find_groups(
+        points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed
+    )
+    fit = HomeostasisFit(
+        slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
+        groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_,
+    )
     return Stage1Result(fit, reg, frozen)
