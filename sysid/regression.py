@@ -50,7 +50,8 @@ def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray
 def metabolite_weights(design: Design, residual: np.ndarray) -> np.ndarray:
     """Inverse residual variance of each metabolite's rows, normalised to mean 1."""
     n = design.n_met
-    var = np.bincount(design.rows_met, residual**2, minlength=n) / np.maximum(np.bincount(design.rows_met, minlength=n), 1)
+    count = np.maximum(np.bincount(design.rows_met, minlength=n), 1)
+    var = np.bincount(design.rows_met, residual**2, minlength=n) / count
     floor = 1e-6 * max(float(np.median(var)), 1e-300)
     w = 1.0 / np.maximum(var, floor)
     return w / w.mean()
