@@ -36,7 +36,8 @@ def test_delta_t_is_inferred_without_truth_json(small_dir, tmp_path):
     for f in small_dir.iterdir():
         if f.name != "truth.json":
             (tmp_path / f.name).write_bytes(f.read_bytes())
-    assert load_dataset(tmp_path).delta_t == pytest.approx(json.loads((small_dir / "truth.json").read_text())["delta_t"])
+    expected = json.loads((small_dir / "truth.json").read_text())["delta_t"]
+    assert load_dataset(tmp_path).delta_t == pytest.approx(expected)
 
 
 def _copy(src, dst):
