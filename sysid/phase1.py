@@ -13,14 +13,24 @@ In both, MLP_node is held at zero: its last layer is zeroed and stays so.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import scipy.optimize
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from sysid.config import GraphModelConfig
-from sysid.model import MetabolismModel, mlp
+from sysid.config import Config, GraphModelConfig, Phase1Config
+from sysid.dataset import Dataset
+from sysid.errors import SysidInputError
+from sysid.model import MetabolismModel, mlp, pick_device
 from sysid.network import Network
 
 log = logging.getLogger(__name__)
@@ -202,3 +212,239 @@ def _embed_pair(layers: list[nn.Linear], small: list[nn.Linear], width: int) -> 
             big.bias[b] = sm.bias
         layers[-1].weight[0, a] = small[-1].weight[0]
         layers[-1].weight[0, b] = -small[-1].weight[0]
+
+
+# --- training ------------------------------------------------------------------
+
+RIDGE = 1e-6  # relative ridge of the least-squares rate constants, towards their median
+K_FLOOR = 1e-3  # least-squares rate constants are kept above K_FLOOR * median
+INPUT_QUANTILE = 0.99  # MLP_sub's first layer sees c / (this quantile of the data)
+
+
+@dataclass(frozen=True, eq=False)
+class Phase1Result:
+    """A trained reaction model (MLP_node held at zero) and its training history."""
+
+    model: MetabolismModel
+    losses: tuple[float, ...]  # mean normalised squared error per epoch
+    monitored: tuple[dict[str, float], ...]  # what ``monitor`` returned after each epoch
+    seconds: float
+    device: str
+
+
+def train_phase1(
+    dataset: Dataset,
+    arch: GraphModelConfig,
+    cfg: Phase1Config,
+    *,
+    device: str | None = None,
+    progress: Callable[..., None] | None = None,
+    monitor: Callable[[MetabolismModel], dict[str, float]] | None = None,
+) -> Phase1Result:
+    """Learn log_k and MLP_sub from the single-step target dc/dt (S given and fixed).
+
+    Loss: mean over frames and metabolites of ((reaction_dcdt(c) - dc/dt) / rms_i)**2,
+    plus ``cfg.log_k_prior`` * the variance of log_k (resolves rate constants the
+    data cannot tell apart). During the first ``cfg.varpro_fraction`` of the epochs
+    log_k is re-solved by non-negative least squares after each epoch. ``monitor``
+    (e.g. an evaluation against the truth) never influences training.
+    """
+    start = time.perf_counter()
+    dev = pick_device(device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    model = zero_node(MetabolismModel(dataset.network, arch, generator))
+    c = torch.as_tensor(dataset.concentrations, dtype=torch.float32)
+    y = torch.as_tensor(dataset.dcdt, dtype=torch.float32)
+    scale = y.pow(2).mean(0).sqrt().clamp_min(1e-12)
+    if cfg.sub_init == "linear":
+        _build_mass_action(model.substrate_func, float(c.max()), {}, generator)
+        _perturb(model.substrate_func, generator)
+    else:
+        _scale_substrate_func(model, c)
+    model.to(dev)
+    c, y, scale = c.to(dev), y.to(dev), scale.to(dev)
+    solve_log_k(model, c, y, scale)
+    opt = torch.optim.Adam([{"params": [model.log_k], "lr": cfg.learning_rate_k}, *_layer_groups(model, cfg)])
+    n_batches = -(-len(c) // cfg.batch_frames)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.n_epochs * n_batches)
+    rng = np.random.default_rng(cfg.seed)
+    losses, monitored = [], []
+    n_varpro = int(round(cfg.varpro_fraction * cfg.n_epochs))
+    for epoch in range(cfg.n_epochs):
+        losses.append(_epoch(model, opt, schedule, c, y, scale, rng.permutation(len(c)), cfg))
+        if epoch < n_varpro:
+            solve_log_k(model, c, y, scale)
+        monitored.append(monitor(model) if monitor else {})
+        if progress:
+            progress(epoch + 1, loss=losses[-1], **monitored[-1])
+        log.info("phase1 epoch %d: loss %.4g %s", epoch + 1, losses[-1], monitored[-1])
+        if time.perf_counter() - start > 60.0 * cfg.max_minutes:
+            log.warning("phase1 stopped after %d of %d epochs: max_minutes %.1f reached",
+                        epoch + 1, cfg.n_epochs, cfg.max_minutes)
+            break
+    model.cpu().freeze_reactions()
+    return Phase1Result(model, tuple(losses), tuple(monitored), time.perf_counter() - start, str(dev))
+
+
+@torch.no_grad()
+def _perturb(mlp: nn.Sequential, generator: torch.Generator, sd: float = 1e-3) -> None:
+    """Small seeded noise on the zero weights of a constructed MLP so its idle units can learn.
+
+    Inputs of unit 0 of the hidden layers (the linear chain) stay untouched.
+    """
+    layers = _linears(mlp)
+    for i, layer in enumerate(layers):
+        for p in (layer.weight, layer.bias):
+            idle = p == 0
+            if i < len(layers) - 1:
+                idle[0] = False
+            p.add_(idle * torch.randn(p.shape, generator=generator) * sd)
+
+
+@torch.no_grad()
+def _scale_substrate_func(model: MetabolismModel, c: torch.Tensor) -> None:
+    """Input c / (99% quantile of the data); output rescaled to rms MSG_SCALE**0.5 over the data.
+
+    Large messages keep softplus(agg) in its linear range, so rates start out
+    depending on the concentrations instead of sitting at softplus(0).
+    """
+    first, last = _linears(model.substrate_func)[0], _linears(model.substrate_func)[-1]
+    first.weight[:, 0] /= max(float(torch.quantile(c.flatten()[::7], INPUT_QUANTILE)), 1e-6)
+    msg = model.substrate_messages(c[:: max(1, len(c) // 256)])
+    gain = MSG_SCALE**0.5 / float(msg.pow(2).mean().sqrt().clamp_min(1e-12))
+    last.weight.mul_(gain)
+    last.bias.mul_(gain)
+
+
+def _layer_groups(model: MetabolismModel, cfg: Phase1Config) -> list[dict]:
+    """One Adam group per MLP_sub layer, lr = learning_rate_sub * max |weight|: steps relative to the layer's scale."""
+    groups = []
+    for layer in _linears(model.substrate_func):
+        size = float(layer.weight.detach().abs().max().clamp_min(1e-12))
+        groups.append({"params": [layer.weight, layer.bias], "lr": cfg.learning_rate_sub * size})
+    return groups
+
+
+def _epoch(model, opt, schedule, c, y, scale, order: np.ndarray, cfg: Phase1Config) -> float:
+    total = 0.0
+    for i in range(0, len(order), cfg.batch_frames):
+        idx = torch.as_tensor(order[i : i + cfg.batch_frames], device=c.device)
+        opt.zero_grad()
+        fit = ((model.reaction_dcdt(c[idx]) - y[idx]) / scale).pow(2).mean()
+        loss = fit + cfg.log_k_prior * model.log_k.var()
+        loss.backward()
+        opt.step()
+        schedule.step()
+        total += float(fit.detach()) * len(idx)
+    return total / len(order)
+
+
+@torch.no_grad()
+def solve_log_k(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> None:
+    """Set log_k to the non-negative least-squares rate constants for the current MLP_sub.
+
+    dc/dt = S diag(k) phi(c) is linear in k; the normal equations are
+    (Phi^T Phi) o (S^T W S) k = sum_t phi_t o (S^T W y_t), W = diag(1/scale**2).
+    A small ridge towards the median keeps k defined where the data cannot separate reactions.
+    """
+    phi = F.softplus(model.aggregate(c)).double()
+    S = torch.as_tensor(model.network().S, dtype=torch.float64, device=c.device)
+    w = scale.double().pow(-2)
+    gram = (phi.T @ phi) * (S.T @ (w[:, None] * S))
+    rhs = (phi * ((y.double() * w) @ S)).sum(0)
+    k = _nnls(gram, rhs, 0.0)
+    k = _nnls(gram, rhs, float(np.median(k)))
+    k = np.maximum(k, K_FLOOR * max(float(np.median(k)), 1e-30))
+    model.log_k.copy_(torch.as_tensor(np.log10(k), dtype=torch.float32))
+
+
+def _nnls(gram: torch.Tensor, rhs: torch.Tensor, k_bar: float) -> np.ndarray:
+    """argmin_k>=0 k'Gk - 2 b'k + rho |k - k_bar|^2 through a Cholesky factor (rho = RIDGE * mean diag)."""
+    rho = RIDGE * float(torch.diagonal(gram).mean()) + 1e-300
+    eye = torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
+    upper = torch.linalg.cholesky(gram + rho * eye).T
+    z = torch.linalg.solve_triangular(upper.T, (rhs + rho * k_bar)[:, None], upper=False)[:, 0]
+    k, _ = scipy.optimize.nnls(upper.cpu().numpy(), z.cpu().numpy(), maxiter=50 * len(rhs))
+    return k
+
+
+# --- the job: dataset folder in, checkpoint out ----------------------------------
+
+
+def phase1_to_file(
+    data: Path,
+    out: Path,
+    cfg: Config,
+    *,
+    force: bool = False,
+    from_truth: bool = False,
+    log_k_noise: float = 0.0,
+    seed: int | None = None,
+    progress: Callable[..., None] | None = None,
+) -> dict:
+    """Make a frozen model for ``data`` and write CKPT, CKPT.json (summary) and CKPT.loss.png, atomically.
+
+    The truth (gt_model.pt) is read for ``from_truth`` and, otherwise, only to
+    report rate_constants_R2 while training; it never enters the loss.
+    """
+    from sysid.checkpoint import save_checkpoint
+    from sysid.dataset import load_dataset, load_truth
+    from sysid.metrics import rate_constants_r2
+    from sysid.outputs import atomic_file, check_writable
+
+    out = Path(out)
+    side = {"summary": out.with_name(out.name + ".json"), "plot": out.with_name(out.name + ".loss.png")}
+    for path in (out, *side.values()):
+        check_writable(path, force)
+    dataset = load_dataset(data)
+    truth = load_truth(data)
+    if from_truth and truth is None:
+        raise SysidInputError(f"dataset {data} has no gt_model.pt: --from-truth needs the ground truth")
+    seed = cfg.sysid.phase1.seed if seed is None else seed
+    if from_truth:
+        result = _from_truth_result(dataset, truth, cfg, log_k_noise, seed)
+    else:
+        monitor = (lambda m: {"R2": rate_constants_r2(m, truth.log_k)}) if truth is not None else None
+        p1 = dataclasses.replace(cfg.sysid.phase1, seed=seed)
+        result = train_phase1(dataset, cfg.graph_model, p1, progress=progress, monitor=monitor)
+    summary = _summary(result, data, from_truth, log_k_noise, seed, truth)
+    with atomic_file(out, force) as tmp_ckpt, atomic_file(side["summary"], force) as tmp_json, \
+            atomic_file(side["plot"], force) as tmp_png:
+        save_checkpoint(result.model, tmp_ckpt)
+        tmp_json.write_text(json.dumps(summary, indent=2) + "\n")
+        _plot(result, tmp_png)
+    return summary
+
+
+def _from_truth_result(dataset: Dataset, truth, cfg: Config, log_k_noise: float, seed: int) -> Phase1Result:
+    start = time.perf_counter()
+    model = model_from_truth(dataset.network, truth.log_k, cfg.graph_model, log_k_noise=log_k_noise,
+                             seed=seed, concentrations=dataset.concentrations)
+    return Phase1Result(model, (), (), time.perf_counter() - start, "cpu")
+
+
+def _summary(result: Phase1Result, data: Path, from_truth: bool, log_k_noise: float, seed: int, truth) -> dict:
+    from sysid.metrics import rate_constants_r2
+
+    out = {
+        "data": str(Path(data).absolute()),
+        "method": "from_truth" if from_truth else "train",
+        "seed": seed,
+        "seconds": round(result.seconds, 2),
+        "device": result.device,
+        "epochs": len(result.losses),
+        "final_loss": result.losses[-1] if result.losses else None,
+    }
+    if from_truth:
+        out["log_k_noise"] = log_k_noise
+    if truth is not None:
+        out["rate_constants_R2"] = rate_constants_r2(result.model, truth.log_k)
+    return out
+
+
+def _plot(result: Phase1Result, path: Path) -> None:
+    from sysid import plots
+
+    curves = {"normalised dc/dt loss": list(result.losses)}
+    with open(path, "wb") as fh:  # the temporary name has no .png suffix; matplotlib defaults to png
+        plots.loss_curves(curves, fh, ylabel="loss (per epoch)")
