@@ -54,3 +54,78 @@ def test_from_truth_noise_is_seeded(tiny_sim):
     assert not torch.equal(a.log_k, c.log_k)
     r2 = rate_constants_r2(a, tiny_sim.truth.log_k)
     assert 0.0 < r2 < 0.999
+
+
+TRAIN = {"n_epochs": 3, "batch_frames": 64}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tiny_sim):
+    from sysid.dataset import write_dataset
+
+    folder = tmp_path_factory.mktemp("tiny")
+    write_dataset(tiny_sim, folder)
+    return folder
+
+
+def train_tiny(tiny_dir, **changes):
+    from sysid.dataset import load_dataset
+    from sysid.phase1 import train_phase1
+
+    cfg = Config().replace("sysid", phase1=Config().sysid.phase1.__class__(**{**TRAIN, **changes}))
+    return train_phase1(load_dataset(tiny_dir), cfg.graph_model, cfg.sysid.phase1)
+
+
+def test_training_decreases_loss_and_trains_reactions_only(tiny_dir):
+    result = train_tiny(tiny_dir, sub_init="random", learning_rate_sub=2e-3, n_epochs=4)
+    assert result.losses[-1] < result.losses[0]
+    model = result.model
+    with torch.no_grad():
+        c = torch.rand(5, model.n_metabolites) * 10
+        assert float(model.node(c).abs().max()) == 0.0
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_training_is_deterministic(tiny_dir):
+    a, b = train_tiny(tiny_dir), train_tiny(tiny_dir)
+    assert torch.equal(a.model.log_k, b.model.log_k)
+    assert a.losses == b.losses
+
+
+def run_cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cli.main", "phase1", *args], capture_output=True, text=True)
+
+
+def test_cli_writes_refuses_and_reports_bad_input(tiny_dir, tmp_path):
+    out = tmp_path / "frozen.pt"
+    args = ["--data", str(tiny_dir), "--out", str(out), "--from-truth", "--log-k-noise", "0.1", "--seed", "1"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert out.is_file() and out.with_name("frozen.pt.json").is_file()
+    from sysid.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out).n_reactions == 16
+    again = run_cli(*args)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert run_cli(*args, "--force").returncode == 0
+    bad = run_cli("--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x.pt"))
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_reference_checkpoint_reproduces_its_r2():
+    import json
+
+    from sysid.checkpoint import load_checkpoint
+    from sysid.dataset import load_truth
+    from sysid.defaults import default_dataset_dir, reference_checkpoint
+
+    path = reference_checkpoint()
+    documented = json.loads(path.with_suffix(".json").read_text())
+    truth = load_truth(default_dataset_dir())
+    r2 = rate_constants_r2(load_checkpoint(path), truth.log_k)
+    assert abs(r2 - documented["rate_constants_R2"]) < 1e-4
