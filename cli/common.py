@@ -46,6 +46,8 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
 
 def resolve_data(data: Path | None) -> Path:
     if data is not None:
+        if not data.is_dir():
+            raise SysidInputError(f"dataset folder {data} does not exist: pass --data DIR of a dataset")
         return data
     console.print("using the embedded default dataset (default regime, seed 42)")
     return default_dataset_dir()

@@ -32,14 +32,13 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        from click import ClickException
-
-        if isinstance(exc, ClickException):
-            fail(exc.format_message())
+    except Exception as exc:
+        # usage errors of typer's bundled click (unknown option, missing value) carry format_message()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            if exc.format_message():  # empty when no arguments were given and the help was shown
+                fail(exc.format_message())
             sys.exit(2)
         raise
-
 
 if __name__ == "__main__":
     main()

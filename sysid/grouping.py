@@ -18,6 +18,8 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 
 N_INIT = 3
+MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
+MAD_TO_SD = 1.4826
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
 
 
@@ -74,8 +76,51 @@ def find_groups(
         )
     labels = _drop_small_groups(logp, min_size=min(min_group_size, max(2, n // 4)))
     labels = np.where(finite, labels, np.argmax(gm.weights_))
-    pooled = _pool(z, z_cov, labels, gm, finite) * spread + centre
-    return _ordered(labels, pooled, gm.means_ * spread + centre)
+    labels = _merge_inseparable(z, labels, finite)
+    means, covs = _group_moments(z, labels, finite)
+    pooled = _pool(z, z_cov, labels, means, covs, finite) * spread + centre
+    return _ordered(labels, pooled, means * spread + centre)
+
+
+def _robust_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD-based standard deviation per coordinate."""
+    med = np.median(z, axis=0)
+    return med, np.maximum(MAD_TO_SD * np.median(np.abs(z - med), axis=0), 1e-12)
+
+
+def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Merge the closest pair of groups while their centres are within MIN_SEPARATION robust spreads."""
+    labels = labels.copy()
+    while True:
+        groups = np.unique(labels[finite])
+        if len(groups) < 2:
+            return labels
+        moments = {g: _robust_moments(z[finite & (labels == g)]) for g in groups}
+        best, pair = np.inf, None
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                (ma, sa), (mb, sb) = moments[a], moments[b]
+                d = float(np.sqrt(np.sum((ma - mb) ** 2 / (sa**2 + sb**2))))
+                if d < best:
+                    best, pair = d, (a, b)
+        if best >= MIN_SEPARATION:
+            return labels
+        a, b = pair
+        keep, drop = (a, b) if np.sum(labels == a) >= np.sum(labels == b) else (b, a)
+        labels[labels == drop] = keep
+
+
+def _group_moments(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (regularised) of each label's finite members; rows indexed by label."""
+    k = labels.max() + 1
+    means, covs = np.zeros((k, z.shape[1])), np.tile(np.eye(z.shape[1]), (k, 1, 1))
+    for g in np.unique(labels):
+        members = z[finite & (labels == g)]
+        if len(members) == 0:
+            continue
+        med, sd = _robust_moments(members)
+        means[g], covs[g] = med, np.diag(sd**2)
+    return means, covs
 
 
 def _drop_small_groups(logp: np.ndarray, min_size: int) -> np.ndarray:
@@ -90,13 +135,13 @@ def _drop_small_groups(logp: np.ndarray, min_size: int) -> np.ndarray:
         logp[:, alive[np.argmin(counts)]] = -np.inf
 
 
-def _pool(z, z_cov, labels, gm, finite) -> np.ndarray:
-    """Posterior mean of each point under its group's Gaussian prior."""
-    pooled = gm.means_[labels].copy()
-    prior_prec = np.linalg.inv(gm.covariances_)[labels]
+def _pool(z, z_cov, labels, means, covs, finite) -> np.ndarray:
+    """Posterior mean of each point under its group's Gaussian prior (robust centre and spread)."""
+    pooled = means[labels].copy()
+    prior_prec = np.linalg.inv(covs)[labels][finite]
     own_prec = np.linalg.inv(z_cov[finite])
-    post_cov = np.linalg.inv(own_prec + prior_prec[finite])
-    rhs = own_prec @ z[finite][..., None] + prior_prec[finite] @ gm.means_[labels][finite][..., None]
+    post_cov = np.linalg.inv(own_prec + prior_prec)
+    rhs = own_prec @ z[finite][..., None] + prior_prec @ means[labels][finite][..., None]
     pooled[finite] = (post_cov @ rhs)[..., 0]
     return pooled
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import DBSCAN
-from sklearn.metrics import confusion_matrix, silhouette_score
+from sklearn.metrics import silhouette_score
 
 from sysid.model import MetabolismModel
 from sysid.simulate import Truth
@@ -31,11 +31,12 @@ def node_curves(model: MetabolismModel, c: np.ndarray = SWEEP) -> np.ndarray:
 
 def hungarian_accuracy(labels: np.ndarray, types: np.ndarray) -> float:
     """Accuracy after mapping clusters to types one-to-one (unmapped clusters count as wrong)."""
-    clusters, label_idx = np.unique(labels, return_inverse=True)
-    kinds, type_idx = np.unique(types, return_inverse=True)
-    cm = confusion_matrix(type_idx, label_idx, labels=range(max(len(kinds), len(clusters))))
-    rows, cols = linear_sum_assignment(-cm)
-    return float(cm[rows, cols].sum() / len(types))
+    _, label_idx = np.unique(labels, return_inverse=True)
+    _, type_idx = np.unique(types, return_inverse=True)
+    confusion = np.zeros((type_idx.max() + 1, label_idx.max() + 1))
+    np.add.at(confusion, (type_idx, label_idx), 1)
+    rows, cols = linear_sum_assignment(-confusion)
+    return float(confusion[rows, cols].sum() / len(types))
 
 
 def per_type_ratios(prefix: str, slopes: np.ndarray, offsets: np.ndarray, truth: Truth) -> dict[str, float]:
@@ -44,6 +45,8 @@ def per_type_ratios(prefix: str, slopes: np.ndarray, offsets: np.ndarray, truth:
     ratios = []
     for t in range(truth.n_types):
         mask = truth.types == t
+        if not mask.any():
+            continue
         s, o = float(np.mean(slopes[mask])), float(np.mean(offsets[mask]))
         gs, go = float(truth.slopes()[t]), float(truth.offsets()[t])
         out[f"{prefix}_slope_{t}"] = s

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sysid.config import SimulationConfig
+from sysid.errors import SysidInputError
 from sysid.network import Network, random_network
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,11 @@ def simulate(
     x[0] = rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met)
     for t in range(n + 1):
         y[t] = rhs(x[t].astype(np.float64))
+        if not np.all(np.isfinite(y[t])):
+            raise SysidInputError(
+                f"the simulation diverged at step {t} (explicit Euler is unstable here): "
+                "reduce simulation.delta_t, log_k_max or concentration_max"
+            )
         if t < n:
             # float32 update, so x[t+1] = max(x[t] + dt * y[t], 0) holds exactly in the files
             x[t + 1] = np.maximum(x[t] + dt32 * y[t], np.float32(0))

@@ -52,3 +52,10 @@ def test_default_regime_scales():
     h = -sim.truth.lambdas[sim.truth.types] * (sim.concentrations - sim.truth.baselines[sim.truth.types])
     ratio = np.mean(np.abs(sim.dcdt)) / np.mean(np.abs(h))
     assert 50 < ratio < 2000  # homeostasis is 100-1000x weaker than the reactions
+
+
+def test_divergent_simulation_is_a_clear_error():
+    from sysid.errors import SysidInputError
+
+    with pytest.raises(SysidInputError, match="diverged"):
+        simulate(small_config(log_k_min=1.0, log_k_max=2.0, n_frames=200).simulation)
