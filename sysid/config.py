@@ -129,8 +129,11 @@ class Phase1Config:
 class Stage1Config:
     """Residual regression and grouping."""
 
-    window: int = 10
-    shape_knots: int = 8
+    window: int = 0  # steps per integral window; 0 = chosen from the estimated measurement noise
+    min_window: int = 10
+    max_window: int = 60
+    reference_relative_noise: float = 1.5e-3  # noise / median concentration that min_window tolerates
+    shape_knots: int = 16
     n_iterations: int = 6
     hac_maxlags: int = 5
     ridge: float = 1e-10
@@ -138,23 +141,47 @@ class Stage1Config:
     min_group_size: int = 5
 
     def validate(self) -> None:
-        _positive(self, "window", "n_iterations", "max_groups", "min_group_size")
-        if self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
-            _bad("sysid.stage1", "ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
+        _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size")
+        _positive(self, "reference_relative_noise")
+        if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
+            _bad("sysid.stage1", "window, ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
+        if self.max_window < self.min_window:
+            _bad("sysid.stage1.max_window", "is below min_window", "use max_window >= min_window")
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """Neural refine of MLP_node and embeddings (stage 2)."""
+    """Neural refine of MLP_node and embeddings (stage 2); see sysid/refine.py.
 
-    validation_fraction: float = 0.2
-    distill_steps: int = 1500
-    group_spacing: float = 1.0
+    Rollout length, steps, batch size and learning rates are the MetabolismGraph
+    keys of ``training`` (homeostasis_time_step, data_augmentation_loop,
+    batch_size, learning_rate_node_homeostasis / _embedding_homeostasis).
+    """
+
+    rollout_space: str = "auto"  # rollout errors on "conserved" quantities (L @ S = 0), the "full" state, or "auto"
+    lr_factor: float = 0.01  # multiplies the training learning rates (MLP_node is trained in scaled units)
+    validation_fraction: float = 0.2  # share of the trajectory's time blocks held out
+    validation_blocks: int = 10  # the trajectory is cut into this many interleaved blocks
+    validate_every: int = 25  # steps between validation rollouts
+    eval_windows: int = 64  # rollout windows in the fixed validation (and training-loss) sets
+    group_spacing: float = 1.0  # distance between neighbouring stage-1 group centres in embedding space
+    distill_target: str = "group"  # MLP_node distilled to "group" pooled lines or per-"metabolite" lines
+    distill_steps: int = 200  # L-BFGS budget of the distillation polish (used only if least squares misses)
+    embedding_jitter: float = 0.0  # sd of embedding copies that share their group's line (flat MLP_node in a)
+    n_jitter: int = 8  # copies per embedding when embedding_jitter > 0
 
     def validate(self) -> None:
-        _positive(self, "distill_steps", "group_spacing")
+        _positive(self, "validation_blocks", "validate_every", "eval_windows", "group_spacing", "lr_factor")
         if not 0.0 < self.validation_fraction < 1.0:
             _bad("sysid.refine.validation_fraction", f"is {self.validation_fraction}", "use a value in (0, 1)")
+        if self.validation_blocks < 2:
+            _bad("sysid.refine.validation_blocks", f"is {self.validation_blocks}", "use at least 2")
+        if self.rollout_space not in ("auto", "conserved", "full"):
+            _bad("sysid.refine.rollout_space", f"is {self.rollout_space!r}", "use 'auto', 'conserved' or 'full'")
+        if self.distill_target not in ("group", "metabolite"):
+            _bad("sysid.refine.distill_target", f"is {self.distill_target!r}", "use 'group' or 'metabolite'")
+        if self.distill_steps < 0 or self.embedding_jitter < 0 or self.n_jitter < 0:
+            _bad("sysid.refine", "distill_steps, embedding_jitter and n_jitter must be >= 0", "fix the values")
 
 
 @dataclass(frozen=True)

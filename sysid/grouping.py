@@ -20,6 +20,7 @@ from sklearn.mixture import GaussianMixture
 N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
 MAD_TO_SD = 1.4826
+MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
 
 
@@ -77,7 +78,7 @@ def find_groups(
     labels = _drop_small_groups(logp, min_size=min(min_group_size, max(2, n // 4)))
     labels = np.where(finite, labels, np.argmax(gm.weights_))
     labels = _merge_inseparable(z, labels, finite)
-    means, covs = _group_moments(z, labels, finite)
+    means, covs = _group_moments(z, z_cov, labels, finite)
     pooled = _pool(z, z_cov, labels, means, covs, finite) * spread + centre
     return _ordered(labels, pooled, means * spread + centre)
 
@@ -110,16 +111,20 @@ def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) ->
         labels[labels == drop] = keep
 
 
-def _group_moments(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance (regularised) of each label's finite members; rows indexed by label."""
+def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite: np.ndarray):
+    """Robust centre of each group and its intrinsic spread: the members' robust variance minus
+    their typical estimation variance (floored), so a group whose spread is all estimation noise
+    pools its members strongly to the centre. Rows indexed by label."""
     k = labels.max() + 1
     means, covs = np.zeros((k, z.shape[1])), np.tile(np.eye(z.shape[1]), (k, 1, 1))
     for g in np.unique(labels):
-        members = z[finite & (labels == g)]
-        if len(members) == 0:
+        member = finite & (labels == g)
+        if not member.any():
             continue
-        med, sd = _robust_moments(members)
-        means[g], covs[g] = med, np.diag(sd**2)
+        med, sd = _robust_moments(z[member])
+        noise = np.median(np.diagonal(z_cov[member], axis1=1, axis2=2), axis=0)
+        means[g] = med
+        covs[g] = np.diag(np.maximum(sd**2 - noise, MIN_INTRINSIC * sd**2))
     return means, covs
 
 

@@ -78,7 +78,8 @@ class Design:
     """Sparse windowed design; rows are the valid (metabolite, window) pairs in metabolite-major order.
 
     Columns: slope of each metabolite, offset of each metabolite, one scale
-    correction per reaction, then the shared shape corrections.
+    correction per reaction, the shared shape corrections, then (optionally) one
+    additive mass-action term per reaction.
     """
 
     X: sparse.csr_matrix
@@ -87,6 +88,7 @@ class Design:
     rows_win: np.ndarray  # window of each row
     n_met: int
     n_rxn: int
+    n_shape: int
 
     @property
     def slope_cols(self) -> slice:
@@ -102,7 +104,29 @@ class Design:
 
     @property
     def shape_cols(self) -> slice:
-        return slice(2 * self.n_met + self.n_rxn, self.X.shape[1])
+        start = 2 * self.n_met + self.n_rxn
+        return slice(start, start + self.n_shape)
+
+    @property
+    def nuisance_cols(self) -> slice:
+        """Everything but the per-metabolite slope and offset."""
+        return slice(2 * self.n_met, self.X.shape[1])
+
+
+def mass_action_monomials(conc: np.ndarray, substrates: np.ndarray) -> np.ndarray:
+    """prod_k c_k^|s_kj| per frame and reaction: the library's candidate rate law."""
+    logc = np.log(np.maximum(conc, 1e-300))
+    return np.exp(logc @ substrates) * ((conc <= 0).astype(np.float64) @ (substrates > 0) == 0)
+
+
+def _reaction_block(S: np.ndarray, per_window: np.ndarray, row_of: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+    """Columns j with entry S_ij * per_window[w, j] on row (i, w)."""
+    si, sj = np.nonzero(S)
+    rr = row_of[si].ravel()
+    rc = np.repeat(sj, per_window.shape[0])
+    rv = (S[si, sj][:, None] * per_window[:, sj].T).ravel()
+    ok = rr >= 0
+    return sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, S.shape[1]))
 
 
 def build_design(
@@ -115,8 +139,9 @@ def build_design(
     valid: np.ndarray,
     window: int,
     dt: float,
+    monomials: np.ndarray | None = None,
 ) -> Design:
-    """Assemble the windowed regressors from per-frame rates and features.
+    """Assemble the windowed regressors from per-frame rates, features and (optionally) monomials.
 
     ``target`` and ``valid`` are (n_windows, n_metabolites).
     """
@@ -124,25 +149,19 @@ def build_design(
     n_feat = features.values.shape[-1]
     row_of = -np.ones((n_met, len(starts)), np.int64)
     rows_met, rows_win = np.nonzero(valid.T)
-    row_of[rows_met, rows_win] = np.arange(len(rows_met))
-    v_win = dt * window_sum(rates, starts, window)  # (n_win, n_rxn)
+    n_rows = len(rows_met)
+    row_of[rows_met, rows_win] = np.arange(n_rows)
     c_win = dt * window_sum(conc, starts, window)  # (n_win, n_met)
     weighted = (rates[:, :, None] * features.values).reshape(len(rates), -1)
     f_win = (dt * window_sum(weighted, starts, window)).reshape(len(starts), n_rxn, n_feat)
-    shape_block = np.einsum("ij,wjf->iwf", S, f_win)[rows_met, rows_win]
-    # per-reaction scale columns: entry S_ij * v_win[w, j] on row (i, w)
-    si, sj = np.nonzero(S)
-    rr = row_of[si][:, :].ravel()
-    rc = np.repeat(sj, len(starts))
-    rv = (S[si, sj][:, None] * v_win[:, sj].T).ravel()
-    ok = rr >= 0
-    n_rows = len(rows_met)
     idx = np.arange(n_rows)
     blocks = [
         sparse.csr_matrix((c_win[rows_win, rows_met], (idx, rows_met)), shape=(n_rows, n_met)),
         sparse.csr_matrix((np.full(n_rows, window * dt), (idx, rows_met)), shape=(n_rows, n_met)),
-        sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, n_rxn)),
-        sparse.csr_matrix(shape_block),
+        _reaction_block(S, dt * window_sum(rates, starts, window), row_of, n_rows),
+        sparse.csr_matrix(np.einsum("ij,wjf->iwf", S, f_win)[rows_met, rows_win]),
     ]
+    if monomials is not None:
+        blocks.append(_reaction_block(S, dt * window_sum(monomials, starts, window), row_of, n_rows))
     X = sparse.hstack(blocks, format="csr")
-    return Design(X, target.T[rows_met, rows_win], rows_met, rows_win, n_met, n_rxn)
+    return Design(X, target.T[rows_met, rows_win], rows_met, rows_win, n_met, n_rxn, n_feat)

@@ -20,7 +20,7 @@ import statsmodels.api as sm
 from scipy import linalg
 
 from sysid.dataset import Dataset
-from sysid.library import Design, build_design, shape_features
+from sysid.library import Design, build_design, mass_action_monomials, shape_features
 from sysid.residuals import FrozenEvaluation, compute_residuals, window_sum
 
 log = logging.getLogger(__name__)
@@ -66,18 +66,21 @@ class HomeostasisRegression:
     """
 
     def __init__(self, *, window: int = 10, shape_knots: int = 8, n_iterations: int = 4,
-                 hac_maxlags: int = 5, ridge: float = 1e-10):
+                 hac_maxlags: int = 5, ridge: float = 1e-10, mass_action: bool = True):
         self.window = window
         self.shape_knots = shape_knots
         self.n_iterations = n_iterations
         self.hac_maxlags = hac_maxlags
         self.ridge = ridge
+        self.mass_action = mass_action
 
     def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
         res = compute_residuals(data, frozen, self.window)
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
+        substrates = data.network.substrates.astype(np.float64)
+        monomials = mass_action_monomials(conc, substrates) if self.mass_action else None
 
         weights = np.ones(S.shape[0])
 
@@ -86,7 +89,8 @@ class HomeostasisRegression:
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
             target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window)
-            design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t)
+            design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
+                                  monomials)
             w = weights[design.rows_met]
             coef = solve_normal_equations(design, self.ridge, w)
             return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
@@ -121,7 +125,7 @@ class HomeostasisRegression:
 
     def _set_per_metabolite(self, design: Design, coef: np.ndarray) -> None:
         """Per-metabolite OLS with HAC errors on the residual cleaned of the shared corrections."""
-        nuisance = np.r_[design.reaction_cols.start : design.X.shape[1]]
+        nuisance = np.r_[design.nuisance_cols]
         clean = design.y - design.X[:, nuisance] @ coef[nuisance]
         slope_reg = design.X[:, design.slope_cols]
         n = design.n_met

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.signal import savgol_filter
 
 from sysid.dataset import Dataset
 from sysid.model import MetabolismModel
 
 FRAME_BATCH = 1024
+NOISE_FILTER_LENGTH = 7  # cubic Savitzky-Golay over 7 frames follows the dynamics, not the noise
+MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +60,32 @@ def evaluate_frozen(model: MetabolismModel, concentrations: np.ndarray) -> Froze
         aggs.append(agg.double().cpu())
         reaction.append(model.apply_stoichiometry(v).double().cpu())
     return FrozenEvaluation(torch.cat(rates).numpy(), torch.cat(aggs).numpy(), torch.cat(reaction).numpy())
+
+
+def estimate_noise(concentrations: np.ndarray) -> float:
+    """Measurement-noise sd of the concentrations: robust scale of what a local cubic fit leaves over."""
+    n = NOISE_FILTER_LENGTH
+    if len(concentrations) < 3 * n:
+        return 0.0
+    c = concentrations.astype(np.float64)
+    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
+    centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]  # the filter keeps part of the noise
+    return float(MAD_TO_SD * np.median(np.abs(rough)) / np.sqrt(1.0 - centre_weight))
+
+
+def choose_window(concentrations: np.ndarray, *, window: int, min_window: int, max_window: int,
+                  reference_relative_noise: float) -> int:
+    """The given window, or (window 0) one that grows with the relative measurement noise.
+
+    Endpoint noise enters the windowed residual as sqrt(2) sigma / (W dt), so W grows in proportion
+    to sigma / median(c) above the level ``min_window`` tolerates.
+    """
+    if window > 0:
+        return window
+    relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
+    chosen = int(np.ceil(min_window * relative / reference_relative_noise))
+    n_frames = len(concentrations) - 1
+    return int(min(max(chosen, min_window), max_window, max(n_frames // 3, 1)))
 
 
 def window_starts(n_frames: int, window: int) -> np.ndarray:

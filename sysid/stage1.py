@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,9 @@ from sysid.fitresult import HomeostasisFit
 from sysid.grouping import find_groups
 from sysid.model import MetabolismModel
 from sysid.regression import HomeostasisRegression
-from sysid.residuals import FrozenEvaluation, evaluate_frozen
+from sysid.residuals import FrozenEvaluation, choose_window, evaluate_frozen
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,18 +24,22 @@ class Stage1Result:
     fit: HomeostasisFit
     regression: HomeostasisRegression
     frozen: FrozenEvaluation
+    window: int
 
 
 def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
-    if data.n_frames < 3 * cfg.window:
+    window = choose_window(data.concentrations, window=cfg.window, min_window=cfg.min_window,
+                           max_window=cfg.max_window, reference_relative_noise=cfg.reference_relative_noise)
+    if data.n_frames < 3 * window:
         raise SysidInputError(
-            f"the dataset has {data.n_frames} steps, fewer than 3 windows of {cfg.window}: "
+            f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
             "use more frames or a smaller sysid.stage1.window"
         )
+    log.info("stage 1 integral window: %d steps", window)
     frozen = evaluate_frozen(model, data.concentrations)
     reg = HomeostasisRegression(
-        window=cfg.window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
+        window=window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
         hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge,
     ).fit(data, frozen)
     points = np.column_stack([reg.slope_, reg.offset_])
@@ -43,4 +50,4 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
         groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_,
     )
-    return Stage1Result(fit, reg, frozen)
+    return Stage1Result(fit, reg, frozen, window)
