@@ -132,17 +132,18 @@ class Stage1Config:
     window: int = 0  # steps per integral window; 0 = chosen from the estimated measurement noise
     min_window: int = 10
     max_window: int = 60
-    reference_relative_noise: float = 1.5e-3  # noise / median concentration that min_window tolerates
+    reference_relative_noise: float = 3e-3  # noise / median concentration that min_window tolerates
     shape_knots: int = 16
     n_iterations: int = 6
     hac_maxlags: int = 5
     ridge: float = 1e-10
+    sindy_threshold: float = 0.05  # share of a metabolite's residual norm a c^2 term needs to be kept
     max_groups: int = 8
     min_group_size: int = 5
 
     def validate(self) -> None:
         _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size")
-        _positive(self, "reference_relative_noise")
+        _positive(self, "reference_relative_noise", "sindy_threshold")
         if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
             _bad("sysid.stage1", "window, ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
         if self.max_window < self.min_window:

@@ -21,6 +21,7 @@ class HomeostasisFit:
     groups: np.ndarray  # (n_metabolites,) int in 0..n_groups-1
     raw_slope: np.ndarray | None = None  # per-metabolite estimates before pooling within groups
     raw_offset: np.ndarray | None = None
+    quadratic: np.ndarray | None = None  # bool: the sparse library check kept a c^2 term
 
     @property
     def n_groups(self) -> int:

@@ -20,6 +20,7 @@ import statsmodels.api as sm
 from scipy import linalg
 
 from sysid.dataset import Dataset
+from sysid.homeostasis_form import needs_quadratic, windowed_library
 from sysid.library import Design, build_design, mass_action_monomials, shape_features
 from sysid.residuals import FrozenEvaluation, compute_residuals, window_sum
 
@@ -66,13 +67,14 @@ class HomeostasisRegression:
     """
 
     def __init__(self, *, window: int = 10, shape_knots: int = 8, n_iterations: int = 4,
-                 hac_maxlags: int = 5, ridge: float = 1e-10, mass_action: bool = True):
+                 hac_maxlags: int = 5, ridge: float = 1e-10, mass_action: bool = True, sindy_threshold: float = 0.05):
         self.window = window
         self.shape_knots = shape_knots
         self.n_iterations = n_iterations
         self.hac_maxlags = hac_maxlags
         self.ridge = ridge
         self.mass_action = mass_action
+        self.sindy_threshold = sindy_threshold
 
     def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
         res = compute_residuals(data, frozen, self.window)
@@ -116,30 +118,32 @@ class HomeostasisRegression:
                 break
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
-        self._set_per_metabolite(design, coef)
+        self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
         self.rms_ = rms
         self.n_rows_ = design.X.shape[0]
         return self
 
-    def _set_per_metabolite(self, design: Design, coef: np.ndarray) -> None:
-        """Per-metabolite OLS with HAC errors on the residual cleaned of the shared corrections."""
+    def _set_per_metabolite(self, design: Design, coef: np.ndarray, conc: np.ndarray, starts: np.ndarray,
+                            dt: float) -> None:
+        """Per metabolite, on its windowed residual cleaned of the frozen-model corrections: OLS of the
+        linear law with HAC errors (statsmodels; equal to the joint fit's coefficients) and a sparse check
+        of the library (1, c, c^2) for a quadratic term (pysindy)."""
         nuisance = np.r_[design.nuisance_cols]
         clean = design.y - design.X[:, nuisance] @ coef[nuisance]
-        slope_reg = design.X[:, design.slope_cols]
         n = design.n_met
         self.slope_, self.offset_ = np.full(n, np.nan), np.full(n, np.nan)
         self.slope_se_, self.offset_se_ = np.full(n, np.inf), np.full(n, np.inf)
         self.cov_ = np.tile(np.diag([np.inf, np.inf]), (n, 1, 1))  # (slope, offset) covariance per metabolite
+        self.quadratic_ = np.zeros(n, bool)
         for i in range(n):
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
                 continue
-            x = np.column_stack([slope_reg[rows, i].toarray().ravel(), np.ones(len(rows))])
-            fit = sm.OLS(clean[rows], x).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
-            width = design.X[rows[0], n + i]  # offset regressor W * dt
-            self.slope_[i], self.offset_[i] = fit.params[0], fit.params[1] / width
-            self.slope_se_[i], self.offset_se_[i] = fit.bse[0], fit.bse[1] / width
-            unit = np.diag([1.0, 1.0 / width])
-            self.cov_[i] = unit @ np.asarray(fit.cov_params()) @ unit
+            theta = windowed_library(conc[:, i], starts, self.window, dt)[design.rows_win[rows]]
+            fit = sm.OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
+            self.slope_[i], self.offset_[i] = fit.params
+            self.slope_se_[i], self.offset_se_[i] = fit.bse
+            self.cov_[i] = np.asarray(fit.cov_params())
+            self.quadratic_[i] = needs_quadratic(theta, clean[rows], self.sindy_threshold)

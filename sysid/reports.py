@@ -37,12 +37,17 @@ def write_residuals(out: Path, data: Dataset, frozen: FrozenEvaluation, res: Res
 
 
 def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
+    columns = {
+        "metabolite": np.arange(len(fit.slope)), "slope": fit.slope, "slope_se": fit.slope_se,
+        "offset": fit.offset, "offset_se": fit.offset_se, "group": fit.groups,
+        "raw_slope": fit.raw_slope, "raw_offset": fit.raw_offset, "quadratic_term": fit.quadratic,
+    }
+    columns = {k: v for k, v in columns.items() if v is not None}
     with open(out / "fits.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["metabolite", "slope", "slope_se", "offset", "offset_se", "group"])
+        w.writerow(list(columns))
         for i in range(len(fit.slope)):
-            w.writerow([i, f"{fit.slope[i]:.8g}", f"{fit.slope_se[i]:.4g}", f"{fit.offset[i]:.8g}",
-                        f"{fit.offset_se[i]:.4g}", int(fit.groups[i])])
+            w.writerow([_cell(v[i]) for v in columns.values()])
     g_slope, g_offset = fit.group_means()
     groups = {
         "n_groups": fit.n_groups,
@@ -56,3 +61,11 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
     (out / "groups.json").write_text(json.dumps(groups, indent=1))
     plots.stage1_scatter(fit.slope, fit.offset, fit.slope_se, fit.offset_se, fit.groups, out / "stage1_fits.png", truth)
     plots.group_lines(g_slope, g_offset, out / "stage1_groups.png", truth)
+
+
+def _cell(value) -> str:
+    if isinstance(value, np.bool_ | bool):
+        return str(bool(value)).lower()
+    if isinstance(value, np.integer | int):
+        return str(int(value))
+    return f"{float(value):.8g}"

@@ -40,7 +40,7 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
     frozen = evaluate_frozen(model, data.concentrations)
     reg = HomeostasisRegression(
         window=window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
-        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge,
+        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold,
     ).fit(data, frozen)
     points = np.column_stack([reg.slope_, reg.offset_])
     grouping = find_groups(
@@ -48,6 +48,6 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
     )
     fit = HomeostasisFit(
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
-        groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_,
+        groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
     )
     return Stage1Result(fit, reg, frozen, window)
