@@ -161,6 +161,7 @@ class RefineConfig:
 
     rollout_space: str = "auto"  # rollout errors on "conserved" quantities (L @ S = 0), the "full" state, or "auto"
     lr_factor: float = 0.01  # multiplies the training learning rates (MLP_node is trained in scaled units)
+    min_improvement: float = 0.05  # the refined model is kept only if its validation loss is this much lower
     validation_fraction: float = 0.2  # share of the trajectory's time blocks held out
     validation_blocks: int = 10  # the trajectory is cut into this many interleaved blocks
     validate_every: int = 25  # steps between validation rollouts
@@ -175,6 +176,8 @@ class RefineConfig:
         _positive(self, "validation_blocks", "validate_every", "eval_windows", "group_spacing", "lr_factor")
         if not 0.0 < self.validation_fraction < 1.0:
             _bad("sysid.refine.validation_fraction", f"is {self.validation_fraction}", "use a value in (0, 1)")
+        if not 0.0 <= self.min_improvement < 1.0:
+            _bad("sysid.refine.min_improvement", f"is {self.min_improvement}", "use a value in [0, 1)")
         if self.validation_blocks < 2:
             _bad("sysid.refine.validation_blocks", f"is {self.validation_blocks}", "use at least 2")
         if self.rollout_space not in ("auto", "conserved", "full"):

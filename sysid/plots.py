@@ -55,11 +55,14 @@ def embeddings(a: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Non
     _save(fig, path)
 
 
-def loss_curves(curves: dict[str, list[float]], path: Path, ylabel: str = "loss") -> None:
+def loss_curves(curves: dict[str, list[float]], path: Path, ylabel: str = "loss",
+                steps: dict[str, list[int]] | None = None) -> None:
+    """One line per curve; x is 1..n unless ``steps`` gives a curve's own step numbers."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, values in curves.items():
         if len(values):
-            ax.plot(np.arange(1, len(values) + 1), values, label=name)
+            x = (steps or {}).get(name, np.arange(1, len(values) + 1))
+            ax.plot(x, values, label=name, marker="o" if name in (steps or {}) else None)
     ax.set(xlabel="step", ylabel=ylabel, yscale="log")
     ax.legend()
     _save(fig, path)
