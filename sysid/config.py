@@ -105,22 +105,22 @@ class TrainingConfig:
 class Phase1Config:
     """Training of the frozen reaction model (log_k and MLP_sub); see docs/phase1.md."""
 
-    n_epochs: int = 12
+    n_epochs: int = 0  # Adam epochs on MLP_sub after the exact log_k solve (0: keep the MLP_sub start)
     batch_frames: int = 128
-    learning_rate_k: float = 3e-3
-    learning_rate_sub: float = 1e-6  # relative to each MLP_sub layer's largest weight
-    varpro_fraction: float = 0.0  # first part of the epochs: log_k re-solved by least squares after each epoch
-    log_k_prior: float = 1e-3  # weight of the penalty on log_k deviations from their mean
+    learning_rate_k: float = 1e-4
+    learning_rate_sub: float = 1e-8  # relative to each MLP_sub layer's largest weight
+    varpro_fraction: float = 1.0  # first part of the epochs: log_k re-solved exactly after each epoch
+    log_k_prior: float = 1e-3  # weight of var(corrected log_k) against the normalised squared error
     sub_init: str = "linear"  # MLP_sub start: "linear" (first order in c) or "random" (PyTorch default)
     seed: int = 42
-    max_minutes: float = 9.0  # safety stop (logged); the schedule is set by n_epochs
+    max_minutes: float = 9.0  # safety stop of the Adam epochs (logged)
 
     def validate(self) -> None:
-        _positive(self, "n_epochs", "batch_frames", "learning_rate_k", "learning_rate_sub", "max_minutes")
+        _positive(self, "batch_frames", "learning_rate_k", "learning_rate_sub", "max_minutes", "log_k_prior")
+        if self.n_epochs < 0:
+            _bad("sysid.phase1.n_epochs", f"is {self.n_epochs}", "use a value >= 0")
         if not 0.0 <= self.varpro_fraction <= 1.0:
             _bad("sysid.phase1.varpro_fraction", f"is {self.varpro_fraction}", "use a value in [0, 1]")
-        if self.log_k_prior < 0:
-            _bad("sysid.phase1.log_k_prior", f"is {self.log_k_prior}", "use a value >= 0")
         if self.sub_init not in ("linear", "random"):
             _bad("sysid.phase1.sub_init", f"is {self.sub_init!r}", "use 'linear' or 'random'")
 

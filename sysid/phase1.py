@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.csgraph
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -216,8 +218,11 @@ def _embed_pair(layers: list[nn.Linear], small: list[nn.Linear], width: int) -> 
 
 # --- training ------------------------------------------------------------------
 
-RIDGE = 1e-6  # relative ridge of the least-squares rate constants, towards their median
-K_FLOOR = 1e-3  # least-squares rate constants are kept above K_FLOOR * median
+LN10 = float(np.log(10.0))
+COLLINEAR_TOL = 1e-9  # regressor columns with |cosine| > 1 - COLLINEAR_TOL count as collinear
+NEWTON_ITERATIONS = 200
+NEWTON_TOL = 1e-7  # decades: the MAP solve stops when no log_k moves more than this
+MAX_DROP = 10.0  # one Newton step lowers no rate constant by more than this factor
 INPUT_QUANTILE = 0.99  # MLP_sub's first layer sees c / (this quantile of the data)
 
 
@@ -226,7 +231,7 @@ class Phase1Result:
     """A trained reaction model (MLP_node held at zero) and its training history."""
 
     model: MetabolismModel
-    losses: tuple[float, ...]  # mean normalised squared error per epoch
+    losses: tuple[float, ...]  # mean normalised squared error: after the first solve, each epoch, the final solve
     monitored: tuple[dict[str, float], ...]  # what ``monitor`` returned after each epoch
     seconds: float
     device: str
@@ -243,11 +248,12 @@ def train_phase1(
 ) -> Phase1Result:
     """Learn log_k and MLP_sub from the single-step target dc/dt (S given and fixed).
 
-    Loss: mean over frames and metabolites of ((reaction_dcdt(c) - dc/dt) / rms_i)**2,
-    plus ``cfg.log_k_prior`` * the variance of log_k (resolves rate constants the
-    data cannot tell apart). During the first ``cfg.varpro_fraction`` of the epochs
-    log_k is re-solved by non-negative least squares after each epoch. ``monitor``
-    (e.g. an evaluation against the truth) never influences training.
+    Objective: mean over frames and metabolites of ((reaction_dcdt(c) - dc/dt) / rms_i)**2
+    plus ``cfg.log_k_prior`` * var(corrected log_k). For a fixed MLP_sub the rates are
+    linear in k, so log_k is solved exactly (:func:`solve_log_k`, a damped Newton MAP
+    solve) at the start, after each of the first ``cfg.varpro_fraction`` of the epochs
+    and at the end; in between Adam trains MLP_sub (and log_k) on frame batches.
+    ``monitor`` (e.g. an evaluation against the truth) never influences training.
     """
     start = time.perf_counter()
     dev = pick_device(device)
@@ -256,24 +262,36 @@ def train_phase1(
     c = torch.as_tensor(dataset.concentrations, dtype=torch.float32)
     y = torch.as_tensor(dataset.dcdt, dtype=torch.float32)
     scale = y.pow(2).mean(0).sqrt().clamp_min(1e-12)
-    if cfg.sub_init == "linear":
-        _build_mass_action(model.substrate_func, float(c.max()), {}, generator)
-        _perturb(model.substrate_func, generator)
-    else:
-        _scale_substrate_func(model, c)
+    _init_substrate_func(model, c, cfg, generator)
     model.to(dev)
     c, y, scale = c.to(dev), y.to(dev), scale.to(dev)
-    solve_log_k(model, c, y, scale)
+    _log_families(model, c, y, scale)
+    initial_log_k(model, c, y, scale)
+    solve_log_k(model, c, y, scale, cfg.log_k_prior)
+    losses, monitored = [_fit_loss(model, c, y, scale)], [monitor(model) if monitor else {}]
+    log.info("phase1 start: loss %.4g %s", losses[-1], monitored[-1])
+    _train(model, c, y, scale, cfg, start, losses, monitored, progress, monitor)
+    solve_log_k(model, c, y, scale, cfg.log_k_prior)
+    losses.append(_fit_loss(model, c, y, scale))
+    monitored.append(monitor(model) if monitor else {})
+    log.info("phase1 final: loss %.4g %s", losses[-1], monitored[-1])
+    model.cpu().freeze_reactions()
+    return Phase1Result(model, tuple(losses), tuple(monitored), time.perf_counter() - start, str(dev))
+
+
+def _train(model, c, y, scale, cfg: Phase1Config, start: float, losses, monitored, progress, monitor) -> None:
+    """Adam epochs on MLP_sub and log_k; log_k re-solved after each of the first varpro_fraction epochs."""
     opt = torch.optim.Adam([{"params": [model.log_k], "lr": cfg.learning_rate_k}, *_layer_groups(model, cfg)])
     n_batches = -(-len(c) // cfg.batch_frames)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.n_epochs * n_batches)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.n_epochs * n_batches, 1))
     rng = np.random.default_rng(cfg.seed)
-    losses, monitored = [], []
+    offset = torch.as_tensor(_log_k_offset(model), dtype=torch.float32, device=c.device)
     n_varpro = int(round(cfg.varpro_fraction * cfg.n_epochs))
     for epoch in range(cfg.n_epochs):
-        losses.append(_epoch(model, opt, schedule, c, y, scale, rng.permutation(len(c)), cfg))
+        _epoch(model, opt, schedule, c, y, scale, offset, rng.permutation(len(c)), cfg)
         if epoch < n_varpro:
-            solve_log_k(model, c, y, scale)
+            solve_log_k(model, c, y, scale, cfg.log_k_prior)
+        losses.append(_fit_loss(model, c, y, scale))
         monitored.append(monitor(model) if monitor else {})
         if progress:
             progress(epoch + 1, loss=losses[-1], **monitored[-1])
@@ -281,9 +299,30 @@ def train_phase1(
         if time.perf_counter() - start > 60.0 * cfg.max_minutes:
             log.warning("phase1 stopped after %d of %d epochs: max_minutes %.1f reached",
                         epoch + 1, cfg.n_epochs, cfg.max_minutes)
-            break
-    model.cpu().freeze_reactions()
-    return Phase1Result(model, tuple(losses), tuple(monitored), time.perf_counter() - start, str(dev))
+            return
+
+
+def _init_substrate_func(model: MetabolismModel, c: torch.Tensor, cfg: Phase1Config, generator) -> None:
+    if cfg.sub_init == "linear":
+        _build_mass_action(model.substrate_func, float(c.max()), {}, generator)
+        _perturb(model.substrate_func, generator)
+    else:
+        _scale_substrate_func(model, c)
+
+
+def _log_families(model: MetabolismModel, c, y, scale) -> None:
+    families = unidentifiable_families(rate_design(model, c, y, scale)[0])
+    if families:
+        log.info("%d families of reactions with collinear rate regressors (their individual k are set by the "
+                 "log_k prior): %s", len(families), [f.tolist() for f in families])
+
+
+@torch.no_grad()
+def _fit_loss(model: MetabolismModel, c, y, scale, chunk: int = 512) -> float:
+    """Mean normalised squared error of the reaction part over all frames."""
+    total = sum(float(((model.reaction_dcdt(c[i:i + chunk]) - y[i:i + chunk]) / scale).pow(2).sum())
+                for i in range(0, len(c), chunk))
+    return total / y.numel()
 
 
 @torch.no_grad()
@@ -325,47 +364,136 @@ def _layer_groups(model: MetabolismModel, cfg: Phase1Config) -> list[dict]:
     return groups
 
 
-def _epoch(model, opt, schedule, c, y, scale, order: np.ndarray, cfg: Phase1Config) -> float:
-    total = 0.0
+def _epoch(model, opt, schedule, c, y, scale, offset, order: np.ndarray, cfg: Phase1Config) -> None:
     for i in range(0, len(order), cfg.batch_frames):
         idx = torch.as_tensor(order[i : i + cfg.batch_frames], device=c.device)
         opt.zero_grad()
         fit = ((model.reaction_dcdt(c[idx]) - y[idx]) / scale).pow(2).mean()
-        loss = fit + cfg.log_k_prior * model.log_k.var()
+        loss = fit + cfg.log_k_prior * (model.log_k + offset).var(unbiased=False)
         loss.backward()
         opt.step()
         schedule.step()
-        total += float(fit.detach()) * len(idx)
-    return total / len(order)
 
 
 @torch.no_grad()
-def solve_log_k(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> None:
-    """Set log_k to the non-negative least-squares rate constants for the current MLP_sub.
+def rate_design(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale: torch.Tensor):
+    """Normal equations of dc/dt = S diag(k) phi(c) in k, for the current MLP_sub (float64 numpy).
 
-    dc/dt = S diag(k) phi(c) is linear in k; the normal equations are
-    (Phi^T Phi) o (S^T W S) k = sum_t phi_t o (S^T W y_t), W = diag(1/scale**2).
-    A small ridge towards the median keeps k defined where the data cannot separate reactions.
+    With W = diag(1/scale**2) and n = frames * metabolites, the normalised loss
+    mean(((S diag(k) phi_t - y_t) / scale)**2) equals k'Gk - 2b'k + mean((y/scale)**2), where
+    G = (Phi'Phi) o (S'WS) / n is the Gram matrix of the regressor columns S_j phi_j(c)
+    and b = sum_t phi_t o (S'W y_t) / n. Returns (G, b).
     """
     phi = F.softplus(model.aggregate(c)).double()
     S = torch.as_tensor(model.network().S, dtype=torch.float64, device=c.device)
     w = scale.double().pow(-2)
-    gram = (phi.T @ phi) * (S.T @ (w[:, None] * S))
-    rhs = (phi * ((y.double() * w) @ S)).sum(0)
-    k = _nnls(gram, rhs, 0.0)
-    k = _nnls(gram, rhs, float(np.median(k)))
-    k = np.maximum(k, K_FLOOR * max(float(np.median(k)), 1e-30))
-    model.log_k.copy_(torch.as_tensor(np.log10(k), dtype=torch.float32))
+    n = y.numel()
+    gram = (phi.T @ phi) * (S.T @ (w[:, None] * S)) / n
+    rhs = (phi * ((y.double() * w) @ S)).sum(0) / n
+    return gram.cpu().numpy(), rhs.cpu().numpy()
 
 
-def _nnls(gram: torch.Tensor, rhs: torch.Tensor, k_bar: float) -> np.ndarray:
-    """argmin_k>=0 k'Gk - 2 b'k + rho |k - k_bar|^2 through a Cholesky factor (rho = RIDGE * mean diag)."""
-    rho = RIDGE * float(torch.diagonal(gram).mean()) + 1e-300
-    eye = torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
-    upper = torch.linalg.cholesky(gram + rho * eye).T
-    z = torch.linalg.solve_triangular(upper.T, (rhs + rho * k_bar)[:, None], upper=False)[:, 0]
-    k, _ = scipy.optimize.nnls(upper.cpu().numpy(), z.cpu().numpy(), maxiter=50 * len(rhs))
-    return k
+def unidentifiable_families(gram: np.ndarray, tol: float = COLLINEAR_TOL) -> list[np.ndarray]:
+    """Groups of reactions whose regressor columns are (anti)collinear: only a combination of their k is in the data.
+
+    Two columns are collinear when their |cosine| (from the Gram matrix) exceeds
+    1 - tol; families are the connected groups of two or more. Example: A+B->2B and
+    B+A->2A have columns phi(c) (e_B - e_A) and -phi(c) (e_B - e_A): only k1 - k2 shows.
+    """
+    d = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    live = d > 0
+    cos = np.zeros_like(gram)
+    cos[np.ix_(live, live)] = gram[np.ix_(live, live)] / np.outer(d[live], d[live])
+    linked = np.abs(cos) > 1.0 - tol
+    np.fill_diagonal(linked, False)
+    _, label = scipy.sparse.csgraph.connected_components(scipy.sparse.csr_matrix(linked), directed=False)
+    groups = [np.flatnonzero(label == g) for g in np.unique(label)]
+    return [g for g in groups if len(g) > 1]
+
+
+def map_log_k(gram: np.ndarray, rhs: np.ndarray, u0: np.ndarray, offset: np.ndarray, prior: float) -> np.ndarray:
+    """argmin_u k'Gk - 2b'k + prior * var(u + offset), k = 10**u: the data fit plus a spread prior on log10 k.
+
+    The prior's centre is the mean of (u + offset) itself, so it is set by the data;
+    with a small ``prior`` it only decides the directions the data leaves free (the
+    families of :func:`unidentifiable_families`, reactions that never fire) and keeps
+    every k positive. Damped Newton in k (where the data term is quadratic and its
+    flat directions are straight lines), each k kept above 1/MAX_DROP of its value.
+    """
+    n = len(u0)
+    rho = prior / n
+
+    def objective(k):
+        m = np.log10(k) + offset
+        m = m - m.mean()
+        return k @ gram @ k - 2.0 * rhs @ k + rho * m @ m
+
+    k = 10.0 ** np.asarray(u0, np.float64)
+    f, damping = objective(k), 0.0
+    for _ in range(NEWTON_ITERATIONS):
+        step = _newton_step(gram, rhs, k, offset, rho, damping)
+        trial = objective(k + step)
+        if not trial <= f:  # no descent: damp more and retry
+            damping = max(10.0 * damping, 1e-12)
+            if damping > 1e8:
+                break
+            continue
+        k, f = k + step, trial
+        damping /= 10.0
+        if np.abs(np.log10(1.0 + step / (k - step))).max() < NEWTON_TOL:
+            break
+    return np.log10(k)
+
+
+def _newton_step(gram, rhs, k, offset, rho, damping: float) -> np.ndarray:
+    """Newton step in k (the prior's negative curvature dropped, Levenberg damping); k stays above k / MAX_DROP."""
+    n = len(k)
+    m = np.log10(k) + offset
+    m = m - m.mean()
+    jac = 1.0 / (k * LN10)  # du/dk
+    grad = 2.0 * (gram @ k - rhs) + 2.0 * rho * m * jac
+    prior_hess = 2.0 * rho * np.outer(jac, jac) * (np.eye(n) - 1.0 / n)
+    hess = 2.0 * gram + prior_hess + np.diag(np.maximum(-2.0 * rho * m * jac / k, 0.0))
+    scale = np.abs(np.diag(hess)).mean()
+    while True:
+        try:
+            chol = np.linalg.cholesky(hess + (damping + 1e-13) * scale * np.eye(n))
+            break
+        except np.linalg.LinAlgError:
+            damping = max(10.0 * damping, 1e-10)
+    step = -scipy.linalg.cho_solve((chol, True), grad)
+    shrink = np.min(np.where(step < 0, (1.0 - 1.0 / MAX_DROP) * k / np.maximum(-step, 1e-300), 1.0))
+    return step * min(shrink, 1.0)
+
+
+@torch.no_grad()
+def solve_log_k(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale: torch.Tensor, prior: float) -> None:
+    """Set log_k to the MAP rate constants (:func:`map_log_k`) for the current MLP_sub.
+
+    The prior acts on the metric's corrected log_k (log_k + n_sub * log10 |MLP_sub([1, 1])|),
+    so reactions with different numbers of substrates share one centre.
+    """
+    gram, rhs = rate_design(model, c, y, scale)
+    offset = _log_k_offset(model)
+    u = map_log_k(gram, rhs, model.log_k.detach().cpu().double().numpy(), offset, prior)
+    model.log_k.copy_(torch.as_tensor(u, dtype=torch.float32))
+
+
+@torch.no_grad()
+def _log_k_offset(model: MetabolismModel) -> np.ndarray:
+    p = next(model.substrate_func.parameters())
+    alpha = model.substrate_func(torch.ones(1, 2, device=p.device, dtype=p.dtype)).abs().item()
+    return model.n_sub_per_rxn.cpu().double().numpy() * np.log10(max(alpha, 1e-30))
+
+
+@torch.no_grad()
+def initial_log_k(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> None:
+    """A common start for the MAP solve: the one k that best fits the data when all rate constants are equal."""
+    gram, rhs = rate_design(model, c, y, scale)
+    offset = _log_k_offset(model)
+    shape = 10.0 ** -offset  # equal corrected log_k
+    k = max(float(rhs @ shape) / max(float(shape @ gram @ shape), 1e-300), 1e-30)
+    model.log_k.copy_(torch.as_tensor(np.log10(k * shape), dtype=torch.float32))
 
 
 # --- the job: dataset folder in, checkpoint out ----------------------------------
@@ -432,7 +560,7 @@ def _summary(result: Phase1Result, data: Path, from_truth: bool, log_k_noise: fl
         "seed": seed,
         "seconds": round(result.seconds, 2),
         "device": result.device,
-        "epochs": len(result.losses),
+        "epochs": max(len(result.losses) - 2, 0),
         "final_loss": result.losses[-1] if result.losses else None,
     }
     if from_truth:
@@ -445,6 +573,6 @@ def _summary(result: Phase1Result, data: Path, from_truth: bool, log_k_noise: fl
 def _plot(result: Phase1Result, path: Path) -> None:
     from sysid import plots
 
-    curves = {"normalised dc/dt loss": list(result.losses)}
+    curves = {"normalised dc/dt loss (first solve, epochs, final solve)": list(result.losses)}
     with open(path, "wb") as fh:  # the temporary name has no .png suffix; matplotlib defaults to png
         plots.loss_curves(curves, fh, ylabel="loss (per epoch)")

@@ -56,6 +56,50 @@ def test_from_truth_noise_is_seeded(tiny_sim):
     assert 0.0 < r2 < 0.999
 
 
+def pair_design(true_k: np.ndarray, n_frames: int = 400, seed: int = 0):
+    """Gram matrix and right-hand side of the rate design of a 3-metabolite network with one opposite pair.
+
+    r0: A+B->2B and r1: B+A->2A (columns phi (e_B - e_A) and -phi (e_B - e_A): only k0 - k1
+    is identifiable), r2: B+C->2C, r3: C+A->2A; exact mass-action dc/dt, unit weights.
+    """
+    S = np.array([[-1.0, 1.0, 0.0, 1.0], [1.0, -1.0, -1.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+    subs = [(0, 1), (0, 1), (1, 2), (2, 0)]
+    c = np.random.default_rng(seed).uniform(0.5, 5.0, (n_frames, 3))
+    phi = np.stack([c[:, i] * c[:, j] for i, j in subs], 1)
+    y = (phi * true_k) @ S.T
+    gram = (phi.T @ phi) * (S.T @ S) / y.size
+    rhs = (phi * (y @ S)).sum(0) / y.size
+    return gram, rhs
+
+
+def test_opposite_pair_is_detected_and_set_by_the_prior():
+    from scipy.optimize import minimize_scalar
+
+    from sysid.phase1 import map_log_k, unidentifiable_families
+
+    true_k = np.array([0.2, 0.15, 10**-1.5, 10**-1.5])
+    gram, rhs = pair_design(true_k)
+    assert [f.tolist() for f in unidentifiable_families(gram)] == [[0, 1]]
+    u = map_log_k(gram, rhs, np.full(4, -1.0), np.zeros(4), prior=1e-6)
+    k = 10.0**u
+    assert np.allclose(k[2:], true_k[2:], rtol=1e-4)  # identifiable: the data
+    assert abs((k[0] - k[1]) - (true_k[0] - true_k[1])) < 1e-5  # the pair: only the difference is data
+    # ... and within the pair, the log_k closest to the common centre (the prior's choice)
+    d = true_k[0] - true_k[1]
+    spread = lambda u1: np.var([np.log10(d + 10.0**u1), u1, u[2], u[3]])  # noqa: E731
+    best = minimize_scalar(spread, bounds=(-4.0, 0.0), method="bounded", options={"xatol": 1e-10}).x
+    assert abs(u[1] - best) < 1e-3 and abs(u[0] - np.log10(d + 10.0**best)) < 1e-3
+    assert abs(u[0] - np.log10(true_k[0])) > 0.05  # the individual truth is not recoverable
+
+
+def test_equal_pair_lands_on_the_common_centre():
+    from sysid.phase1 import map_log_k
+
+    true_k = np.array([0.05, 0.05, 10**-1.5, 10**-1.5])  # k0 = k1: the data only says "equal"
+    u = map_log_k(*pair_design(true_k), np.full(4, -1.0), np.zeros(4), prior=1e-6)
+    assert np.allclose(u, -1.5, atol=1e-4)
+
+
 TRAIN = {"n_epochs": 3, "batch_frames": 64}
 
 
