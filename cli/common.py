@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sysid.defaults import default_dataset_dir, reference_checkpoint
@@ -64,7 +65,8 @@ def resolve_model(model: Path | None) -> Path:
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages hold paths and hints such as "[a, b, ...]" that rich would read as markup
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def done(out: Path) -> None:

@@ -18,18 +18,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 commands.register(app)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def main() -> None:
     """Run the app; bad input becomes one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode, typer turns Ctrl-C (and typer.Exit) into a returned exit code
+        code = app(standalone_mode=False)
+        if code == EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SysidInputError as exc:
         fail(str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted: no output was written")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:

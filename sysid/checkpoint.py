@@ -50,9 +50,14 @@ def load_checkpoint(path: str | Path, aggr_type: str = "mul") -> MetabolismModel
     n_met = int(state["a"].shape[0])
     n_rxn = int(state["log_k"].shape[0])
     sto = state["sto_all"].detach().float()
-    sub = (state["met_sub"], state["rxn_sub"], sto[state["sub_to_all"]].abs())
+    sub_to_all = np.asarray(state["sub_to_all"])
+    if sub_to_all.ndim != 1 or (len(sub_to_all) and (sub_to_all.min() < 0 or sub_to_all.max() >= len(sto))):
+        raise SysidInputError(f"checkpoint {path}: sub_to_all does not index sto_all ({len(sto)} edges): "
+                              "save the buffers of one model")
+    sub = (state["met_sub"], state["rxn_sub"], sto[sub_to_all].abs())
     all_ = (state["met_all"], state["rxn_all"], sto)
-    network = Network.from_edges(n_met, n_rxn, [np.asarray(t) for t in sub], [np.asarray(t) for t in all_])
+    network = Network.from_edges(n_met, n_rxn, [np.asarray(t) for t in sub], [np.asarray(t) for t in all_],
+                                 source=f"checkpoint {path}")
     model = MetabolismModel(network, architecture_from_state(state, aggr_type))
     # The checkpoint's own edge buffers (and their order) replace the canonical ones.
     own = {k: v for k, v in state.items() if k in model.state_dict()}

@@ -162,9 +162,7 @@ def _load_network(folder: Path, n_met: int) -> Network:
             f"{folder / S_FILE} has shape {S.shape} but the data has {n_met} metabolites: "
             "use the stoichiometry of this dataset"
         )
-    sub = [np.asarray(t) for t in graph["sub"]]
-    all_ = [np.asarray(t) for t in graph["all"]]
-    network = Network.from_edges(n_met, S.shape[1], sub, all_)
+    network = Network.from_edges(n_met, S.shape[1], graph["sub"], graph["all"], source=str(folder / GRAPH_FILE))
     if not np.allclose(network.S, S):
         raise SysidInputError(f"{folder / GRAPH_FILE} and {S_FILE} disagree: regenerate the dataset")
     return network
@@ -191,8 +189,16 @@ def load_truth(folder: str | Path) -> Truth | None:
     if not gt_path.is_file():
         return None
     gt = torch_load(gt_path)
+    if not isinstance(gt, dict) or "p" not in gt or "log_k" not in gt:
+        raise SysidInputError(f"{gt_path} must be a state dict with 'p' and 'log_k': remove it if there is no truth")
     x = np.load(folder / X_FILE, mmap_mode="r")
     types = np.asarray(x[0, :, TYPE_COL]).astype(np.int64)
     p = np.asarray(gt["p"].detach() if hasattr(gt["p"], "detach") else gt["p"], np.float64)
     log_k = np.asarray(gt["log_k"], np.float32)
+    if p.ndim != 2 or p.shape[1] != 2 or log_k.ndim != 1:
+        raise SysidInputError(f"{gt_path} has p of shape {p.shape} and log_k of shape {log_k.shape}: "
+                              "expected p (n_types, 2) = [lambda, baseline] and log_k (n_reactions,)")
+    if types.min() < 0 or types.max() >= len(p):
+        raise SysidInputError(f"{folder / X_FILE} column 6 has types outside 0..{len(p) - 1} of {gt_path}: "
+                              "the labels and gt_model.pt come from different datasets")
     return Truth(types=types, lambdas=p[:, 0], baselines=p[:, 1], log_k=log_k)

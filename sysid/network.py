@@ -66,15 +66,39 @@ class Network:
         return u[:, rank:].T
 
     @classmethod
-    def from_edges(cls, n_metabolites: int, n_reactions: int, sub, all_) -> Network:
-        """Build from MetabolismGraph edge triples (met, rxn, coefficient)."""
+    def from_edges(cls, n_metabolites: int, n_reactions: int, sub, all_, *, source: str = "edge lists") -> Network:
+        """Build from MetabolismGraph edge triples (met, rxn, coefficient); ``source`` names them in errors."""
         S = np.zeros((n_metabolites, n_reactions), np.float32)
         substrates = np.zeros_like(S)
-        met, rxn, sto = (np.asarray(t) for t in all_)
+        met, rxn, sto = _edge_triple(all_, "all", n_metabolites, n_reactions, source)
         S[met, rxn] = sto
-        met, rxn, sto = (np.asarray(t) for t in sub)
+        met, rxn, sto = _edge_triple(sub, "sub", n_metabolites, n_reactions, source)
         substrates[met, rxn] = np.abs(sto)
         return cls(S=S, substrates=substrates)
+
+
+def _edge_triple(triple, name: str, n_met: int, n_rxn: int, source: str):
+    """Check one (met, rxn, coefficient) triple: three 1-D arrays of one length, indices in range."""
+    fix = "rebuild it from the network's stoichiometry"
+    try:
+        met, rxn, sto = (np.asarray(t) for t in triple)
+    except (TypeError, ValueError):
+        raise SysidInputError(f"{source}: '{name}' edges must be a triple (met, rxn, coefficient): {fix}") from None
+    if not (met.ndim == rxn.ndim == sto.ndim == 1 and len(met) == len(rxn) == len(sto)):
+        raise SysidInputError(f"{source}: '{name}' edge arrays have shapes {met.shape}, {rxn.shape}, {sto.shape} "
+                              f"but must be 1-D of one length: {fix}")
+    if not (np.issubdtype(met.dtype, np.integer) and np.issubdtype(rxn.dtype, np.integer)):
+        raise SysidInputError(
+            f"{source}: '{name}' edge indices have dtypes {met.dtype}, {rxn.dtype}: store them as int64"
+        )
+    if not np.all(np.isfinite(sto.astype(np.float64))):
+        raise SysidInputError(f"{source}: '{name}' edge coefficients contain NaN or inf: {fix}")
+    for idx, size, what in ((met, n_met, "metabolite"), (rxn, n_rxn, "reaction")):
+        if len(idx) and (idx.min() < 0 or idx.max() >= size):
+            bad = int(idx.max() if idx.max() >= size else idx.min())
+            raise SysidInputError(f"{source}: '{name}' edges refer to {what} {bad} but there are {size} {what}s "
+                                  "(0-based): the edge lists and the stoichiometry come from different networks")
+    return met, rxn, sto
 
 
 def _edges(S: np.ndarray, substrates: np.ndarray) -> Edges:

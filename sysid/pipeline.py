@@ -72,6 +72,8 @@ def fit_to_folder(
 
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
+    if refine:
+        check_rollout_length(dataset.n_frames, cfg.training.homeostasis_time_step)
     result = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed)
     fit = result.fit
     metrics: dict[str, float] = {}
@@ -87,3 +89,13 @@ def fit_to_folder(
         metrics["stage1_n_groups"] = float(fit.n_groups)
         write_analysis_log(metrics, tmp / "analysis.log")
     return metrics
+
+
+def check_rollout_length(n_frames: int, horizon: int) -> None:
+    """Stage 2 needs one training and one validation rollout window of ``horizon`` steps."""
+    need = 2 * (horizon + 1)
+    if n_frames < need:
+        raise SysidInputError(
+            f"the dataset has {n_frames} steps but --refine rolls out training.homeostasis_time_step = {horizon} "
+            f"steps and needs at least {need}: use a longer dataset or a smaller homeostasis_time_step"
+        )
