@@ -35,19 +35,24 @@ class ShapeFeatures:
     names: list[str]
 
 
-def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray) -> list[np.ndarray]:
-    """Piecewise-linear hat functions on knots at quantiles of x[mask] from its minimum to its maximum.
+def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray) -> np.ndarray:
+    """Piecewise-linear hat functions on knots at quantiles of x[mask] from its minimum to its maximum:
+    array of shape (*x.shape, n_hats).
 
     The first hat is left out: the hats sum to one, which the per-reaction scale already spans.
     """
     if n_knots < 2 or not mask.any():
-        return []
+        return np.zeros((*x.shape, 0))
     knots = np.unique(np.quantile(x[mask], np.linspace(0.0, 1.0, n_knots)))
     if len(knots) < 2:
-        return []
+        return np.zeros((*x.shape, 0))
     z = np.clip(x, knots[0], knots[-1])
-    eye = np.eye(len(knots))
-    return [np.interp(z, knots, eye[k]) for k in range(1, len(knots))]
+    left = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
+    frac = (z - knots[left]) / (knots[left + 1] - knots[left])
+    hats = np.zeros((*x.shape, len(knots)))
+    np.put_along_axis(hats, left[..., None], (1.0 - frac)[..., None], axis=-1)
+    np.put_along_axis(hats, left[..., None] + 1, frac[..., None], axis=-1)
+    return hats[..., 1:]
 
 
 def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int) -> ShapeFeatures:
@@ -55,22 +60,20 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors)."""
     e = network.edges
     logc = np.log(conc + LOG_EPS)
-    values, names = [], []
+    blocks, names = [], []
     for s in np.unique(e.sto_sub):
         edges = np.nonzero(e.sto_sub == s)[0]
         incidence = np.zeros((conc.shape[1], network.n_reactions))
         np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
-        used = np.broadcast_to(incidence.sum(1) > 0, logc.shape)
-        for k, h in enumerate(hat_basis(logc, n_knots, used), start=1):
-            values.append(h @ incidence)
-            names.append(f"log_c hat {k} (|s|={s:g})")
+        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, logc.shape))  # (T, N, K)
+        blocks.append(np.einsum("tnk,nj->tjk", hats, incidence, optimize=True))
+        names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
     has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
     log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
-    for k, h in enumerate(hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape)), start=1):
-        values.append(np.where(has_sub, h, 0.0))
-        names.append(f"log_agg hat {k}")
-    stacked = np.stack(values, -1) if values else np.zeros((*conc.shape[:1], network.n_reactions, 0))
-    return ShapeFeatures(stacked, names)
+    hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape))
+    blocks.append(hats * has_sub[None, :, None])
+    names += [f"log_agg hat {k}" for k in range(1, hats.shape[-1] + 1)]
+    return ShapeFeatures(np.concatenate(blocks, axis=-1), names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,14 +155,19 @@ def build_design(
     n_rows = len(rows_met)
     row_of[rows_met, rows_win] = np.arange(n_rows)
     c_win = dt * window_sum(conc, starts, window)  # (n_win, n_met)
-    weighted = (rates[:, :, None] * features.values).reshape(len(rates), -1)
-    f_win = (dt * window_sum(weighted, starts, window)).reshape(len(starts), n_rxn, n_feat)
+    n_win = len(starts)
+    used = slice(0, n_win * window)  # window_starts tiles frames 0..n_win*W-1
+    rates_w = rates[used].reshape(n_win, window, n_rxn)
+    feats_w = features.values[used].reshape(n_win, window, n_rxn, n_feat)
+    f_win = dt * np.einsum("wtj,wtjf->wjf", rates_w, feats_w)  # no (frames, reactions, features) temporary
+    # sum_j S_ij f_win[w, j, f] as one matrix product: (n_met, n_rxn) @ (n_rxn, n_win * n_feat)
+    shape_block = (S @ f_win.transpose(1, 0, 2).reshape(n_rxn, -1)).reshape(n_met, n_win, n_feat)
     idx = np.arange(n_rows)
     blocks = [
         sparse.csr_matrix((c_win[rows_win, rows_met], (idx, rows_met)), shape=(n_rows, n_met)),
         sparse.csr_matrix((np.full(n_rows, window * dt), (idx, rows_met)), shape=(n_rows, n_met)),
         _reaction_block(S, dt * window_sum(rates, starts, window), row_of, n_rows),
-        sparse.csr_matrix(np.einsum("ij,wjf->iwf", S, f_win)[rows_met, rows_win]),
+        sparse.csr_matrix(shape_block[rows_met, rows_win]),
     ]
     if monomials is not None:
         blocks.append(_reaction_block(S, dt * window_sum(monomials, starts, window), row_of, n_rows))
