@@ -82,7 +82,9 @@ def fit_to_folder(
         if refine:
             from sysid.refine import run_refine
 
-            metrics.update(run_refine(net, dataset, fit, cfg, tmp, truth=truth, progress=progress).metrics)
+            stage2 = run_refine(net, dataset, fit, cfg, tmp, truth=truth, progress=progress)
+            # analysis.log holds the SPEC keys of the kept model; refine_summary.json has both candidates
+            metrics.update(stage2.metrics.get("kept", {}))
         if truth is not None:
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
