@@ -112,6 +112,7 @@ class Phase1Config:
     varpro_fraction: float = 1.0  # first part of the epochs: log_k re-solved exactly after each epoch
     log_k_prior: float = 1e-3  # weight of var(corrected log_k) against the normalised squared error
     sub_init: str = "linear"  # MLP_sub start: "linear" (first order in c) or "random" (PyTorch default)
+    reweight_iterations: int = 2  # log_k re-solved with metabolites weighted by 1 / (their residual rms)**2
     seed: int = 42
     max_minutes: float = 9.0  # safety stop of the Adam epochs (logged)
 
@@ -123,6 +124,8 @@ class Phase1Config:
             _bad("sysid.phase1.varpro_fraction", f"is {self.varpro_fraction}", "use a value in [0, 1]")
         if self.sub_init not in ("linear", "random"):
             _bad("sysid.phase1.sub_init", f"is {self.sub_init!r}", "use 'linear' or 'random'")
+        if self.reweight_iterations < 0:
+            _bad("sysid.phase1.reweight_iterations", f"is {self.reweight_iterations}", "use a value >= 0")
 
 
 @dataclass(frozen=True)

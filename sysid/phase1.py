@@ -223,6 +223,7 @@ COLLINEAR_TOL = 1e-9  # regressor columns with |cosine| > 1 - COLLINEAR_TOL coun
 NEWTON_ITERATIONS = 200
 NEWTON_TOL = 1e-7  # decades: the MAP solve stops when no log_k moves more than this
 MAX_DROP = 10.0  # one Newton step lowers no rate constant by more than this factor
+RESIDUAL_FLOOR = 0.1  # residual weights: rms floored at this fraction of the median rms
 INPUT_QUANTILE = 0.99  # MLP_sub's first layer sees c / (this quantile of the data)
 
 
@@ -268,10 +269,14 @@ def train_phase1(
     _log_families(model, c, y, scale)
     initial_log_k(model, c, y, scale)
     solve_log_k(model, c, y, scale, cfg.log_k_prior)
+    weight_scale = scale  # the loss weighs metabolite i by 1 / weight_scale_i**2
+    for _ in range(cfg.reweight_iterations):
+        weight_scale = residual_scale(model, c, y)
+        solve_log_k(model, c, y, weight_scale, cfg.log_k_prior)
     losses, monitored = [_fit_loss(model, c, y, scale)], [monitor(model) if monitor else {}]
     log.info("phase1 start: loss %.4g %s", losses[-1], monitored[-1])
-    _train(model, c, y, scale, cfg, start, losses, monitored, progress, monitor)
-    solve_log_k(model, c, y, scale, cfg.log_k_prior)
+    _train(model, c, y, (scale, weight_scale), cfg, start, losses, monitored, progress, monitor)
+    solve_log_k(model, c, y, weight_scale, cfg.log_k_prior)
     losses.append(_fit_loss(model, c, y, scale))
     monitored.append(monitor(model) if monitor else {})
     log.info("phase1 final: loss %.4g %s", losses[-1], monitored[-1])
@@ -279,8 +284,12 @@ def train_phase1(
     return Phase1Result(model, tuple(losses), tuple(monitored), time.perf_counter() - start, str(dev))
 
 
-def _train(model, c, y, scale, cfg: Phase1Config, start: float, losses, monitored, progress, monitor) -> None:
-    """Adam epochs on MLP_sub and log_k; log_k re-solved after each of the first varpro_fraction epochs."""
+def _train(model, c, y, scales, cfg: Phase1Config, start: float, losses, monitored, progress, monitor) -> None:
+    """Adam epochs on MLP_sub and log_k; log_k re-solved after each of the first varpro_fraction epochs.
+
+    ``scales``: (rms of dc/dt, for the reported loss; the loss weights' scale, for training).
+    """
+    report, scale = scales
     opt = torch.optim.Adam([{"params": [model.log_k], "lr": cfg.learning_rate_k}, *_layer_groups(model, cfg)])
     n_batches = -(-len(c) // cfg.batch_frames)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.n_epochs * n_batches, 1))
@@ -291,7 +300,7 @@ def _train(model, c, y, scale, cfg: Phase1Config, start: float, losses, monitore
         _epoch(model, opt, schedule, c, y, scale, offset, rng.permutation(len(c)), cfg)
         if epoch < n_varpro:
             solve_log_k(model, c, y, scale, cfg.log_k_prior)
-        losses.append(_fit_loss(model, c, y, scale))
+        losses.append(_fit_loss(model, c, y, report))
         monitored.append(monitor(model) if monitor else {})
         if progress:
             progress(epoch + 1, loss=losses[-1], **monitored[-1])
@@ -308,6 +317,19 @@ def _init_substrate_func(model: MetabolismModel, c: torch.Tensor, cfg: Phase1Con
         _perturb(model.substrate_func, generator)
     else:
         _scale_substrate_func(model, c)
+
+
+@torch.no_grad()
+def residual_scale(model: MetabolismModel, c, y, chunk: int = 512) -> torch.Tensor:
+    """Per-metabolite rms of dc/dt minus the reaction part, floored at RESIDUAL_FLOOR * its median.
+
+    Weights 1/residual_scale**2 (feasible weighted least squares) let metabolites that the
+    model cannot fit (e.g. around a reaction whose kinetics MLP_sub does not capture) weigh
+    less, so that their misfit does not leak into the rate constants of their neighbours.
+    """
+    sq = sum(((model.reaction_dcdt(c[i:i + chunk]) - y[i:i + chunk]) ** 2).sum(0) for i in range(0, len(c), chunk))
+    rms = (sq / len(c)).sqrt()
+    return rms.clamp_min(RESIDUAL_FLOOR * float(rms.median()) + 1e-30)
 
 
 def _log_families(model: MetabolismModel, c, y, scale) -> None:

@@ -137,24 +137,44 @@ def test_training_is_deterministic(tiny_dir):
 
 
 def run_cli(*args):
+    """A real ``python -m cli.main phase1`` process (for what only a process shows: stderr, exit code)."""
     import subprocess
     import sys
 
     return subprocess.run([sys.executable, "-m", "cli.main", "phase1", *args], capture_output=True, text=True)
 
 
-def test_cli_writes_refuses_and_reports_bad_input(tiny_dir, tmp_path):
-    out = tmp_path / "frozen.pt"
-    args = ["--data", str(tiny_dir), "--out", str(out), "--from-truth", "--log-k-noise", "0.1", "--seed", "1"]
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr
-    assert out.is_file() and out.with_name("frozen.pt.json").is_file()
+def run_cli_here(capsys, monkeypatch, *args) -> tuple[int, str]:
+    """The CLI's entry point in this process (no interpreter start-up): exit code and stderr."""
+    import sys
+
+    from cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["sysid", "phase1", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    return code, capsys.readouterr().err
+
+
+def test_cli_writes_refuses_and_reports_bad_input(tiny_dir, tmp_path, capsys, monkeypatch):
+    import json
+
     from sysid.checkpoint import load_checkpoint
 
+    out = tmp_path / "frozen.pt"
+    args = ["--data", str(tiny_dir), "--out", str(out)]
+    code, err = run_cli_here(capsys, monkeypatch, *args)  # trained (fast: exact log_k solve, no epochs)
+    assert code == 0, err
+    assert out.is_file() and out.with_name("frozen.pt.json").is_file()
     assert load_checkpoint(out).n_reactions == 16
-    again = run_cli(*args)
-    assert again.returncode == 2 and "--force" in again.stderr
-    assert run_cli(*args, "--force").returncode == 0
+    code, err = run_cli_here(capsys, monkeypatch, *args)
+    assert code == 2 and "--force" in err
+    truth_args = [*args, "--from-truth", "--log-k-noise", "0.1", "--seed", "1", "--force"]
+    assert run_cli_here(capsys, monkeypatch, *truth_args)[0] == 0
+    assert json.loads(out.with_name("frozen.pt.json").read_text())["method"] == "from_truth"
     bad = run_cli("--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x.pt"))
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
