@@ -1,7 +1,11 @@
 """The command line: outputs, --force, one-line errors with exit code 2, atomic results."""
 
+import contextlib
+import io
 import subprocess
 import sys
+import traceback
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,9 +15,24 @@ from sysid.metrics import read_analysis_log
 from sysid.outputs import atomic_dir
 
 
-def sysid(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+def sysid(*args, subprocess_run: bool = False):
+    """Run the command line; in-process by default (fast), in a real subprocess on request."""
+    argv = ["sysid", *map(str, args)]
+    if subprocess_run:
+        return subprocess.run([sys.executable, "-m", "cli.main", *argv[1:]], capture_output=True, text=True)
+    from cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with mock.patch.object(sys, "argv", argv), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception:
+            traceback.print_exc(file=err)
+            code = 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +105,7 @@ def test_fit_is_deterministic(small_dir, small_frozen, tmp_path):
 def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
     (tmp_path / "bad.yaml").write_text("simulation:\n  homeostatic_lambda_per_type: [0.001]\n")
     (tmp_path / "neg.yaml").write_text("simulation:\n  delta_t: -0.1\n")
-    proc = sysid(*[a.format(tmp=tmp_path) for a in args])
+    proc = sysid(*[a.format(tmp=tmp_path) for a in args], subprocess_run=args[0] == "fit")
     assert_one_line_error(proc, *words)
     assert not (tmp_path / "o").exists()
 

@@ -1,6 +1,8 @@
 """Errors users can act on: one line naming the problem and the fix, exit code 2, nothing half-written.
 
-Every case runs the real command line (``python -m cli.main``) in a subprocess.
+Every case runs the real entry point ``cli.main.main`` (in-process through
+test_cli.sysid, which captures its output and exit code); the Ctrl-C cases run
+``python -m cli.main`` in a subprocess and send it SIGINT.
 Cases already covered by test_cli.py (missing dataset folder, missing
 x_list_0.npy, missing config, lambda list length, negative delta_t, missing
 parent folder, unknown option, n_metabolites mismatch, simulate over an
