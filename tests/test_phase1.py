@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -131,7 +133,7 @@ def test_training_decreases_loss_and_trains_reactions_only(tiny_dir):
 
 
 def test_training_is_deterministic(tiny_dir):
-    a, b = train_tiny(tiny_dir), train_tiny(tiny_dir)
+    a, b = train_tiny(tiny_dir, n_epochs=1), train_tiny(tiny_dir, n_epochs=1)
     assert torch.equal(a.model.log_k, b.model.log_k)
     assert a.losses == b.losses
 
@@ -151,11 +153,16 @@ def run_cli_here(capsys, monkeypatch, *args) -> tuple[int, str]:
     from cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["sysid", "phase1", *args])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the CLI reconfigures logging (force=True): restore pytest's
     try:
         main()
         code = 0
     except SystemExit as exc:
         code = exc.code or 0
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return code, capsys.readouterr().err
 
 
