@@ -1,7 +1,7 @@
 """Rollout throughput: one batched (batch, N) Euler rollout vs a per-sample Python loop.
 
 Run: python benchmarks/rollout_bench.py [--batch 8 32] [--horizon 32] [--repeats 5]
-Default-regime model size (100 metabolites, 256 reactions, seed architecture).
+Default regime (100 metabolites, 256 reactions), the shipped reference frozen model.
 Reports state-steps per second (batch * horizon / seconds), forward only and
 forward + backward (gradients into MLP_node and a, reactions frozen), as
 medians over repeats, with CPU seconds beside wall seconds (a busy shared
@@ -16,21 +16,37 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from sysid.checkpoint import load_checkpoint
 from sysid.config import load_config
+from sysid.dataset import load_dataset, load_truth
+from sysid.defaults import default_dataset_dir, reference_checkpoint
+from sysid.fitresult import HomeostasisFit
 from sysid.model import MetabolismModel, euler_rollout, pick_device
-from sysid.simulate import simulate
+from sysid.node_init import initialise_from_fit
 
 RESULT = Path(__file__).parent / "results" / "rollout.txt"
 
 
 def make_model(device: torch.device) -> tuple[MetabolismModel, torch.Tensor, float]:
+    """The shipped reference frozen model on the default-regime data, MLP_node set to the true lines.
+
+    A realistic state matters: a random MLP_node drives rollouts to huge or
+    subnormal values, which run 10-40x slower on CPUs and measure nothing useful.
+    """
     cfg = load_config(None)
-    sim = simulate(cfg.simulation)
-    model = MetabolismModel(sim.network, cfg.graph_model, torch.Generator().manual_seed(0)).to(device)
+    folder = default_dataset_dir(cfg)
+    data, truth = load_dataset(folder), load_truth(folder)
+    model = load_checkpoint(reference_checkpoint())
+    fit = HomeostasisFit(truth.slopes()[truth.types], truth.offsets()[truth.types],
+                         np.ones(len(truth.types)), np.ones(len(truth.types)), truth.types.copy())
+    initialise_from_fit(model, fit, float(data.concentrations.max()))
     model.freeze_reactions()
-    return model, torch.as_tensor(sim.concentrations, device=device), sim.delta_t
+    for p in model.homeostasis_parameters():
+        p.requires_grad_(True)
+    return model.to(device), torch.as_tensor(data.concentrations, device=device), data.delta_t
 
 
 def batched(model, c0, horizon, dt, backward: bool) -> None:
@@ -63,12 +79,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--horizon", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--keep-denormals", action="store_true", help="do not flush float32 subnormals to zero")
     args = parser.parse_args()
+    flush = not args.keep_denormals and torch.set_flush_denormal(True)
     device = pick_device()
     model, conc, dt = make_model(device)
     header = (f"{'mode':>8} {'pass':>9} {'batch':>6} {'wall_s':>8} {'cpu_s':>8} {'state-steps/s':>14} "
               f"{'per cpu-s':>10} {'speedup':>8}")
-    lines = [f"device {device}, torch threads {torch.get_num_threads()}, horizon {args.horizon}, "
+    lines = [f"device {device}, torch threads {torch.get_num_threads()}, flush denormals {bool(flush)}, "
+             f"horizon {args.horizon}, "
              f"medians of {args.repeats} runs", header]
     for backward in (False, True):
         for b in args.batch:
