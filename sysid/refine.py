@@ -16,6 +16,7 @@ the scales are folded back into the MetabolismGraph layout afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -194,6 +195,24 @@ def refine(
     ``model`` is not modified; the returned models live on the CPU with their
     reaction parameters identical to ``model``'s.
     """
+    with _flush_subnormals():
+        return _refine(model, dataset, fit, cfg, progress, device)
+
+
+@contextlib.contextmanager
+def _flush_subnormals():
+    """Flush float32 subnormals to zero while refining (CPU rollouts otherwise slow down 5-100x).
+
+    torch has no getter for this process-wide mode; it is switched off again afterwards (torch's default).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _refine(model, dataset, fit, cfg, progress, device) -> RefineResult:
     t_start = time.perf_counter()
     rc, tc = cfg.sysid.refine, cfg.training
     device = pick_device(device)
