@@ -15,6 +15,8 @@ import argparse
 import statistics
 import time
 
+import torch
+
 from sysid.checkpoint import load_checkpoint
 from sysid.config import Config
 from sysid.dataset import Dataset
@@ -71,6 +73,7 @@ def run(name: str, repeats: int) -> str:
 
 
 def main() -> None:
+    torch.set_num_threads(1)  # as `sysid fit` runs
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="two regimes, one run each")
