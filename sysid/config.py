@@ -135,7 +135,8 @@ class Stage1Config:
     window: int = 0  # steps per integral window; 0 = chosen from the estimated measurement noise
     min_window: int = 10
     max_window: int = 60
-    reference_relative_noise: float = 3e-3  # noise / median concentration that min_window tolerates
+    reference_relative_noise: float = 2.4e-3  # noise / median concentration that min_window tolerates
+    ramp: int = 5  # frames averaged at each window end (weak form with a trapezoidal test function)
     shape_knots: int = 16
     n_iterations: int = 6
     hac_maxlags: int = 5
@@ -145,7 +146,7 @@ class Stage1Config:
     min_group_size: int = 5
 
     def validate(self) -> None:
-        _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size")
+        _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
         _positive(self, "reference_relative_noise", "sindy_threshold")
         if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
             _bad("sysid.stage1", "window, ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")

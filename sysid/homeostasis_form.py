@@ -21,11 +21,11 @@ DEGREE = 2
 LINEAR_TERMS = (0, 1)  # constant and c: never thresholded
 
 
-def windowed_library(conc: np.ndarray, starts: np.ndarray, window: int, dt: float) -> np.ndarray:
-    """dt * sum over each window of (1, c, c^2): (n_windows, 3)."""
+def windowed_library(conc: np.ndarray, starts: np.ndarray, window: int, dt: float, ramp: int = 1) -> np.ndarray:
+    """dt * sum over each (ramped) window of (1, c, c^2): (n_windows, 3)."""
     library = ps.PolynomialLibrary(degree=DEGREE, include_bias=True)
     per_frame = library.fit_transform(conc.reshape(-1, 1).astype(np.float64))
-    return dt * window_sum(np.asarray(per_frame), starts, window)
+    return dt * window_sum(np.asarray(per_frame), starts, window, ramp)
 
 
 def needs_quadratic(theta: np.ndarray, target: np.ndarray, threshold: float) -> bool:

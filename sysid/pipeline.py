@@ -53,7 +53,7 @@ def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, forc
     s1 = cfg.sysid.stage1
     window = choose_window(dataset.concentrations, window=s1.window, min_window=s1.min_window,
                            max_window=s1.max_window, reference_relative_noise=s1.reference_relative_noise)
-    res = compute_residuals(dataset, frozen, window)
+    res = compute_residuals(dataset, frozen, window, s1.ramp)
     table = summary(dataset, frozen, res, true_homeostasis(dataset, truth) if truth is not None else None)
     with atomic_dir(out, force) as tmp:
         write_residuals(tmp, dataset, frozen, res, truth)

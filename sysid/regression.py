@@ -67,7 +67,8 @@ class HomeostasisRegression:
     """
 
     def __init__(self, *, window: int = 10, shape_knots: int = 8, n_iterations: int = 4,
-                 hac_maxlags: int = 5, ridge: float = 1e-10, mass_action: bool = True, sindy_threshold: float = 0.05):
+                 hac_maxlags: int = 5, ridge: float = 1e-10, mass_action: bool = True, sindy_threshold: float = 0.05,
+                 ramp: int = 1):
         self.window = window
         self.shape_knots = shape_knots
         self.n_iterations = n_iterations
@@ -75,9 +76,10 @@ class HomeostasisRegression:
         self.ridge = ridge
         self.mass_action = mass_action
         self.sindy_threshold = sindy_threshold
+        self.ramp = ramp
 
     def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
-        res = compute_residuals(data, frozen, self.window)
+        res = compute_residuals(data, frozen, self.window, self.ramp)
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
@@ -90,9 +92,10 @@ class HomeostasisRegression:
             scale, shape_coef = state
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
-            target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window)
+            target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window,
+                                                              self.ramp)
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
-                                  monomials)
+                                  monomials, self.ramp)
             w = weights[design.rows_met]
             coef = solve_normal_equations(design, self.ridge, w)
             return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
@@ -141,7 +144,7 @@ class HomeostasisRegression:
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
                 continue
-            theta = windowed_library(conc[:, i], starts, self.window, dt)[design.rows_win[rows]]
+            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp)[design.rows_win[rows]]
             fit = sm.OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
             self.slope_[i], self.offset_[i] = fit.params
             self.slope_se_[i], self.offset_se_[i] = fit.bse

@@ -26,7 +26,8 @@ def true_homeostasis(data: Dataset, truth: Truth) -> np.ndarray:
 def write_residuals(out: Path, data: Dataset, frozen: FrozenEvaluation, res: Residuals, truth: Truth | None) -> None:
     np.savez_compressed(
         out / "residuals.npz",
-        single_step=res.single_step, reaction=frozen.reaction, window=res.window, window_starts=res.starts,
+        single_step=res.single_step, reaction=frozen.reaction, window=res.window, ramp=res.ramp,
+        window_starts=res.starts,
         window_delta=res.delta, window_reaction=res.integrated_reaction, window_residual=res.windowed,
         window_valid=res.valid, delta_t=data.delta_t,
     )

@@ -3,7 +3,10 @@
 Single-step form: r_i(t) = y_i(t) - R_i(c(t)), with R the frozen reaction part.
 Windowed (integral) form over W Euler steps starting at t0:
     d_i(w) = c_i(t0 + W) - c_i(t0) - dt * sum_{t=t0}^{t0+W-1} R_i(c(t))
-which needs no derivative of noisy data. Rows whose window touches a clamped
+which needs no derivative of noisy data. With a ramp of m frames (weak form
+with a trapezoidal test function) the same identity is averaged over the m
+windows starting at t0, t0+1, ..., t0+m-1: each end of the window is then a
+mean of m noisy concentrations, and the identity stays exact for Euler data. Rows whose window touches a clamped
 zero concentration break the Euler relation and are masked.
 """
 
@@ -36,6 +39,7 @@ class FrozenEvaluation:
 class Residuals:
     single_step: np.ndarray  # (n_frames + 1, n_metabolites): y - R
     window: int
+    ramp: int  # frames averaged at each end (1: plain windows)
     starts: np.ndarray  # (n_windows,) first frame of each window
     delta: np.ndarray  # (n_windows, n_metabolites): c(t0 + W) - c(t0)
     integrated_reaction: np.ndarray  # (n_windows, n_metabolites): dt * sum R over the window
@@ -88,29 +92,39 @@ def choose_window(concentrations: np.ndarray, *, window: int, min_window: int, m
     return int(min(max(chosen, min_window), max_window, max(n_frames // 3, 1)))
 
 
-def window_starts(n_frames: int, window: int) -> np.ndarray:
-    """Non-overlapping windows of ``window`` steps covering frames 0..n_frames."""
-    return np.arange(0, n_frames - window + 1, window)
+def window_starts(n_frames: int, window: int, ramp: int = 1) -> np.ndarray:
+    """Windows of ``window`` steps every ``window`` frames, whose ramp-shifted copies end by frame n_frames."""
+    return np.arange(0, n_frames - window - ramp + 2, window)
 
 
-def window_sum(per_frame: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """Sum of per-frame values over frames t0..t0+W-1 of each window (axis 0); windows from window_starts."""
+def window_sum(per_frame: np.ndarray, starts: np.ndarray, window: int, ramp: int = 1) -> np.ndarray:
+    """Sum over frames t0+a..t0+a+W-1 of each window (axis 0), averaged over the shifts a < ramp.
+
+    Windows come from window_starts (regular, every W frames), so each shift is one reshape.
+    """
     n = len(starts)
-    return per_frame[: n * window].reshape(n, window, *per_frame.shape[1:]).sum(axis=1)
+    shape = (n, window, *per_frame.shape[1:])
+    return sum(per_frame[a : a + n * window].reshape(shape).sum(axis=1) for a in range(ramp)) / ramp
 
 
-def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int) -> Residuals:
+def ramp_mean(per_frame: np.ndarray, frames: np.ndarray, ramp: int) -> np.ndarray:
+    """Mean of per-frame values over frames f..f+ramp-1 for each f in ``frames``."""
+    return sum(per_frame[frames + a] for a in range(ramp)) / ramp
+
+
+def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int, ramp: int = 1) -> Residuals:
     conc = data.concentrations.astype(np.float64)
-    starts = window_starts(data.n_frames, window)
-    zero = (data.concentrations == 0).astype(np.int64)
-    # a window is clean for metabolite i if no frame t0..t0+W is a clamped zero
-    touched = window_sum(zero, starts, window) + zero[starts + window]
+    starts = window_starts(data.n_frames, window, ramp)
+    zero = (data.concentrations == 0).astype(np.float64)
+    # a window is clean for metabolite i if no frame t0..t0+W+ramp-1 is a clamped zero
+    touched = window_sum(zero, starts, window, ramp) + ramp_mean(zero, starts + window, ramp)
     return Residuals(
         single_step=data.dcdt.astype(np.float64) - frozen.reaction,
         window=window,
+        ramp=ramp,
         starts=starts,
-        delta=conc[starts + window] - conc[starts],
-        integrated_reaction=data.delta_t * window_sum(frozen.reaction, starts, window),
+        delta=ramp_mean(conc, starts + window, ramp) - ramp_mean(conc, starts, ramp),
+        integrated_reaction=data.delta_t * window_sum(frozen.reaction, starts, window, ramp),
         valid=touched == 0,
     )
 

@@ -31,7 +31,7 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
     window = choose_window(data.concentrations, window=cfg.window, min_window=cfg.min_window,
                            max_window=cfg.max_window, reference_relative_noise=cfg.reference_relative_noise)
-    if data.n_frames < 3 * window:
+    if data.n_frames < 3 * window + cfg.ramp:
         raise SysidInputError(
             f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
             "use more frames or a smaller sysid.stage1.window"
@@ -40,7 +40,7 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
     frozen = evaluate_frozen(model, data.concentrations)
     reg = HomeostasisRegression(
         window=window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
-        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold,
+        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=cfg.ramp,
     ).fit(data, frozen)
     points = np.column_stack([reg.slope_, reg.offset_])
     grouping = find_groups(

@@ -15,23 +15,26 @@ from sysid.stage1 import fit_stage1
 from tests.conftest import small_config
 
 
-def test_window_sum_matches_a_loop():
+@pytest.mark.parametrize("ramp", [1, 3])
+def test_window_sum_matches_a_loop(ramp):
     x = np.arange(50.0).reshape(25, 2)
-    starts = window_starts(24, 5)
-    expected = np.array([x[s : s + 5].sum(0) for s in starts])
-    np.testing.assert_array_equal(window_sum(x, starts, 5), expected)
+    starts = window_starts(24, 5, ramp)
+    assert starts[-1] + 5 + ramp - 1 <= 24
+    expected = np.array([np.mean([x[s + a : s + a + 5].sum(0) for a in range(ramp)], axis=0) for s in starts])
+    np.testing.assert_allclose(window_sum(x, starts, 5, ramp), expected)
 
 
-def test_windowed_residual_of_the_true_model_is_the_homeostasis(small_sim, small_dir):
-    """With the exact reaction part, windowed residual = dt * sum of the true homeostatic term."""
+@pytest.mark.parametrize("ramp", [1, 5])
+def test_windowed_residual_of_the_true_model_is_the_homeostasis(small_sim, small_dir, ramp):
+    """With the exact reaction part, windowed residual = dt * sum of the true homeostatic term (weak form too)."""
     data = load_dataset(small_dir)
     model = model_from_truth(small_sim.network, small_sim.truth.log_k, Config().graph_model,
                              log_k_noise=0.0, seed=0, concentrations=small_sim.concentrations)
     frozen = evaluate_frozen(model, data.concentrations)
-    res = compute_residuals(data, frozen, 10)
+    res = compute_residuals(data, frozen, 10, ramp)
     t = small_sim.truth
     h = -t.lambdas[t.types] * (data.concentrations.astype(np.float64) - t.baselines[t.types])
-    expected = data.delta_t * window_sum(h, res.starts, 10)
+    expected = data.delta_t * window_sum(h, res.starts, 10, ramp)
     assert res.valid.all()
     scale = np.abs(expected).mean()
     assert np.abs(res.windowed - expected).mean() < 0.01 * scale
