@@ -136,7 +136,7 @@ class Stage1Config:
     min_window: int = 10
     max_window: int = 60
     reference_relative_noise: float = 2.4e-3  # noise / median concentration that min_window tolerates
-    ramp: int = 5  # frames averaged at each window end (weak form with a trapezoidal test function)
+    ramp: int = 5  # frames averaged at each window end when the data are noisy (weak form, trapezoidal test function)
     shape_knots: int = 16
     n_iterations: int = 6
     hac_maxlags: int = 5

@@ -24,6 +24,7 @@ from sysid.model import MetabolismModel
 FRAME_BATCH = 1024
 NOISE_FILTER_LENGTH = 7  # cubic Savitzky-Golay over 7 frames follows the dynamics, not the noise
 MAD_TO_SD = 1.4826
+NEGLIGIBLE_NOISE = 0.1  # relative noise below this share of the reference needs no ramp
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +91,12 @@ def choose_window(concentrations: np.ndarray, *, window: int, min_window: int, m
     chosen = int(np.ceil(min_window * relative / reference_relative_noise))
     n_frames = len(concentrations) - 1
     return int(min(max(chosen, min_window), max_window, max(n_frames // 3, 1)))
+
+
+def choose_ramp(concentrations: np.ndarray, *, ramp: int, reference_relative_noise: float) -> int:
+    """``ramp`` when the data show measurement noise, else 1 (plain windows are exact and cheaper)."""
+    relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
+    return ramp if relative > NEGLIGIBLE_NOISE * reference_relative_noise else 1
 
 
 def window_starts(n_frames: int, window: int, ramp: int = 1) -> np.ndarray:

@@ -14,7 +14,7 @@ from sysid.fitresult import HomeostasisFit
 from sysid.grouping import find_groups
 from sysid.model import MetabolismModel
 from sysid.regression import HomeostasisRegression
-from sysid.residuals import FrozenEvaluation, choose_window, evaluate_frozen
+from sysid.residuals import FrozenEvaluation, choose_ramp, choose_window, evaluate_frozen
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +31,17 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
     window = choose_window(data.concentrations, window=cfg.window, min_window=cfg.min_window,
                            max_window=cfg.max_window, reference_relative_noise=cfg.reference_relative_noise)
-    if data.n_frames < 3 * window + cfg.ramp:
+    ramp = choose_ramp(data.concentrations, ramp=cfg.ramp, reference_relative_noise=cfg.reference_relative_noise)
+    if data.n_frames < 3 * window + ramp:
         raise SysidInputError(
             f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
             "use more frames or a smaller sysid.stage1.window"
         )
-    log.info("stage 1 integral window: %d steps", window)
+    log.info("stage 1 integral window: %d steps, ramp %d frames", window, ramp)
     frozen = evaluate_frozen(model, data.concentrations)
     reg = HomeostasisRegression(
         window=window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
-        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=cfg.ramp,
+        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
     ).fit(data, frozen)
     points = np.column_stack([reg.slope_, reg.offset_])
     grouping = find_groups(
