@@ -26,8 +26,11 @@ def command(
     torch.set_num_threads(1)
     cfg = load_config(config)
     data_dir, model_path = resolve_data(data), resolve_model(model)
-    with progress_bar("refining", cfg.training.data_augmentation_loop) as update:
-        metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine=refine, progress=update)
+    if refine:
+        with progress_bar("refining", cfg.training.data_augmentation_loop) as update:
+            metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine=True, progress=update)
+    else:
+        metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force)
     for key, value in metrics.items():
         out_console.print(f"{key}: {value:.6g}")
     done(out)
