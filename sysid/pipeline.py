@@ -45,15 +45,12 @@ def _load_pair(data: Path, model: Path, cfg: Config):
 def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False) -> dict[str, float]:
     """residuals.npz, a summary of magnitudes and trace plots; returns the summary."""
     from sysid.reports import true_homeostasis, write_residuals
-    from sysid.residuals import choose_ramp, choose_window, compute_residuals, evaluate_frozen, summary
+    from sysid.residuals import compute_residuals, evaluate_frozen, integral_form, summary
 
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
     frozen = evaluate_frozen(net, dataset.concentrations)
-    s1 = cfg.sysid.stage1
-    window = choose_window(dataset.concentrations, window=s1.window, min_window=s1.min_window,
-                           max_window=s1.max_window, reference_relative_noise=s1.reference_relative_noise)
-    ramp = choose_ramp(dataset.concentrations, ramp=s1.ramp, reference_relative_noise=s1.reference_relative_noise)
+    window, ramp = integral_form(dataset.concentrations, cfg.sysid.stage1)
     res = compute_residuals(dataset, frozen, window, ramp)
     table = summary(dataset, frozen, res, true_homeostasis(dataset, truth) if truth is not None else None)
     with atomic_dir(out, force) as tmp:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy.signal import savgol_filter
 
+from sysid.config import Stage1Config
 from sysid.dataset import Dataset
 from sysid.model import MetabolismModel
 
@@ -78,25 +79,21 @@ def estimate_noise(concentrations: np.ndarray) -> float:
     return float(MAD_TO_SD * np.median(np.abs(rough)) / np.sqrt(1.0 - centre_weight))
 
 
-def choose_window(concentrations: np.ndarray, *, window: int, min_window: int, max_window: int,
-                  reference_relative_noise: float) -> int:
-    """The given window, or (window 0) one that grows with the relative measurement noise.
+def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, int]:
+    """Window length and ramp for these data, from one estimate of the relative measurement noise.
 
-    Endpoint noise enters the windowed residual as sqrt(2) sigma / (W dt), so W grows in proportion
-    to sigma / median(c) above the level ``min_window`` tolerates.
+    Window: ``cfg.window``, or (0) one that grows from ``min_window`` in proportion to sigma / median(c),
+    since endpoint noise enters the windowed residual as sqrt(2) sigma / (W dt). Ramp: ``cfg.ramp`` when
+    the noise is measurable, else 1 (plain windows are exact for Euler data and cheaper).
     """
-    if window > 0:
-        return window
     relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
-    chosen = int(np.ceil(min_window * relative / reference_relative_noise))
-    n_frames = len(concentrations) - 1
-    return int(min(max(chosen, min_window), max_window, max(n_frames // 3, 1)))
-
-
-def choose_ramp(concentrations: np.ndarray, *, ramp: int, reference_relative_noise: float) -> int:
-    """``ramp`` when the data show measurement noise, else 1 (plain windows are exact and cheaper)."""
-    relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
-    return ramp if relative > NEGLIGIBLE_NOISE * reference_relative_noise else 1
+    window = cfg.window
+    if window <= 0:
+        chosen = int(np.ceil(cfg.min_window * relative / cfg.reference_relative_noise))
+        n_frames = len(concentrations) - 1
+        window = int(min(max(chosen, cfg.min_window), cfg.max_window, max(n_frames // 3, 1)))
+    ramp = cfg.ramp if relative > NEGLIGIBLE_NOISE * cfg.reference_relative_noise else 1
+    return window, ramp
 
 
 def window_starts(n_frames: int, window: int, ramp: int = 1) -> np.ndarray:

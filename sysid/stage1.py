@@ -14,7 +14,7 @@ from sysid.fitresult import HomeostasisFit
 from sysid.grouping import find_groups
 from sysid.model import MetabolismModel
 from sysid.regression import HomeostasisRegression
-from sysid.residuals import FrozenEvaluation, choose_ramp, choose_window, evaluate_frozen
+from sysid.residuals import FrozenEvaluation, evaluate_frozen, integral_form
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,7 @@ class Stage1Result:
 
 def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
-    window = choose_window(data.concentrations, window=cfg.window, min_window=cfg.min_window,
-                           max_window=cfg.max_window, reference_relative_noise=cfg.reference_relative_noise)
-    ramp = choose_ramp(data.concentrations, ramp=cfg.ramp, reference_relative_noise=cfg.reference_relative_noise)
+    window, ramp = integral_form(data.concentrations, cfg)
     if data.n_frames < 3 * window + ramp:
         raise SysidInputError(
             f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
