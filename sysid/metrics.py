@@ -78,13 +78,17 @@ def embedding_metrics(a: np.ndarray, truth: Truth, eps: float = 0.1) -> dict[str
 
 
 @torch.no_grad()
-def corrected_log_k(model: MetabolismModel) -> np.ndarray:
-    """log_k_j + n_sub_j * log10(alpha), alpha = |MLP_sub([1, 1])|: removes the k / MLP_sub scale trade-off."""
+def log_k_offset(model: MetabolismModel) -> np.ndarray:
+    """n_sub_j * log10(alpha), alpha = |MLP_sub([1, 1])|: the shift that removes the k / MLP_sub scale trade-off."""
     p = next(model.substrate_func.parameters())
     alpha = model.substrate_func(torch.ones(1, 2, device=p.device, dtype=p.dtype)).abs().item()
     # n_sub_per_rxn is the checkpoint's buffer (substrate edges, at least 1), as the original code uses.
-    n_sub = model.n_sub_per_rxn.cpu().double().numpy()
-    return model.log_k.detach().cpu().double().numpy() + n_sub * np.log10(max(alpha, 1e-30))
+    return model.n_sub_per_rxn.cpu().double().numpy() * np.log10(max(alpha, 1e-30))
+
+
+def corrected_log_k(model: MetabolismModel) -> np.ndarray:
+    """log_k_j + n_sub_j * log10(alpha), the rate constants the metric compares with the truth."""
+    return model.log_k.detach().cpu().double().numpy() + log_k_offset(model)
 
 
 def rate_constants_r2(model: MetabolismModel, true_log_k: np.ndarray) -> float:

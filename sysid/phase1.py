@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from sysid.config import Config, GraphModelConfig, Phase1Config
 from sysid.dataset import Dataset
 from sysid.errors import SysidInputError
+from sysid.metrics import log_k_offset, rate_constants_r2
 from sysid.model import MetabolismModel, mlp, pick_device
 from sysid.network import Network
 
@@ -294,7 +295,7 @@ def _train(model, c, y, scales, cfg: Phase1Config, start: float, losses, monitor
     n_batches = -(-len(c) // cfg.batch_frames)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.n_epochs * n_batches, 1))
     rng = np.random.default_rng(cfg.seed)
-    offset = torch.as_tensor(_log_k_offset(model), dtype=torch.float32, device=c.device)
+    offset = torch.as_tensor(log_k_offset(model), dtype=torch.float32, device=c.device)
     n_varpro = int(round(cfg.varpro_fraction * cfg.n_epochs))
     for epoch in range(cfg.n_epochs):
         _epoch(model, opt, schedule, c, y, scale, offset, rng.permutation(len(c)), cfg)
@@ -496,23 +497,16 @@ def solve_log_k(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale:
     so reactions with different numbers of substrates share one centre.
     """
     gram, rhs = rate_design(model, c, y, scale)
-    offset = _log_k_offset(model)
+    offset = log_k_offset(model)
     u = map_log_k(gram, rhs, model.log_k.detach().cpu().double().numpy(), offset, prior)
     model.log_k.copy_(torch.as_tensor(u, dtype=torch.float32))
-
-
-@torch.no_grad()
-def _log_k_offset(model: MetabolismModel) -> np.ndarray:
-    p = next(model.substrate_func.parameters())
-    alpha = model.substrate_func(torch.ones(1, 2, device=p.device, dtype=p.dtype)).abs().item()
-    return model.n_sub_per_rxn.cpu().double().numpy() * np.log10(max(alpha, 1e-30))
 
 
 @torch.no_grad()
 def initial_log_k(model: MetabolismModel, c: torch.Tensor, y: torch.Tensor, scale: torch.Tensor) -> None:
     """A common start for the MAP solve: the one k that best fits the data when all rate constants are equal."""
     gram, rhs = rate_design(model, c, y, scale)
-    offset = _log_k_offset(model)
+    offset = log_k_offset(model)
     shape = 10.0 ** -offset  # equal corrected log_k
     k = max(float(rhs @ shape) / max(float(shape @ gram @ shape), 1e-300), 1e-30)
     model.log_k.copy_(torch.as_tensor(np.log10(k * shape), dtype=torch.float32))
@@ -539,7 +533,6 @@ def phase1_to_file(
     """
     from sysid.checkpoint import save_checkpoint
     from sysid.dataset import load_dataset, load_truth
-    from sysid.metrics import rate_constants_r2
     from sysid.outputs import atomic_file, check_writable
 
     out = Path(out)
@@ -574,7 +567,6 @@ def _from_truth_result(dataset: Dataset, truth, cfg: Config, log_k_noise: float,
 
 
 def _summary(result: Phase1Result, data: Path, from_truth: bool, log_k_noise: float, seed: int, truth) -> dict:
-    from sysid.metrics import rate_constants_r2
 
     out = {
         "data": str(Path(data).absolute()),
