@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from sysid.config import load_config
-from sysid.dataset import load_dataset, load_truth, write_dataset
-from sysid.metrics import rate_constants_r2
-from sysid.phase1 import train_phase1
-from sysid.simulate import simulate
+from sysid.evaluation.metrics import rate_constants_r2
+from sysid.io.dataset import load_dataset, load_truth, write_dataset
+from sysid.phase1.trainer import train_phase1
+from sysid.simulation import simulate
 
 HEADER = f"{'seed':>6} {'epochs':>7} {'wall_s':>8} {'cpu_s':>8} {'fit':>9} {'R2':>8}"
 

@@ -25,11 +25,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sysid.config import Config  # noqa: E402
-from sysid.dataset import Dataset  # noqa: E402
-from sysid.metrics import rate_constants_r2, stage1_metrics  # noqa: E402
-from sysid.phase1 import model_from_truth  # noqa: E402
-from sysid.simulate import simulate  # noqa: E402
-from sysid.stage1 import fit_stage1  # noqa: E402
+from sysid.evaluation.metrics import rate_constants_r2, stage1_metrics  # noqa: E402
+from sysid.io.dataset import Dataset  # noqa: E402
+from sysid.phase1.from_truth import model_from_truth  # noqa: E402
+from sysid.simulation import simulate  # noqa: E402
+from sysid.stage1.fit import fit_stage1  # noqa: E402
 
 FULL = {"simulation": {}, "log_k_noise": (0.0, 0.1, 0.2, 0.4), "noise": (0.0, 0.002, 0.01)}
 QUICK = {

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sysid.checkpoint import load_checkpoint
 from sysid.config import load_config
-from sysid.dataset import load_dataset, load_truth
-from sysid.defaults import default_dataset_dir, reference_checkpoint
-from sysid.fitresult import HomeostasisFit
+from sysid.io.checkpoint import load_checkpoint
+from sysid.io.dataset import load_dataset, load_truth
+from sysid.io.defaults import default_dataset_dir, reference_checkpoint
 from sysid.model import MetabolismModel, euler_rollout, pick_device
-from sysid.node_init import initialise_from_fit
+from sysid.stage1.result import HomeostasisFit
+from sysid.stage2.init import initialise_from_fit
 
 RESULT = Path(__file__).parent / "results" / "rollout.txt"
 

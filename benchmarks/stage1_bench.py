@@ -17,14 +17,14 @@ import time
 
 import torch
 
-from sysid.checkpoint import load_checkpoint
 from sysid.config import Config
-from sysid.dataset import Dataset
-from sysid.defaults import reference_checkpoint
-from sysid.metrics import stage1_metrics
-from sysid.phase1 import model_from_truth
-from sysid.simulate import simulate
-from sysid.stage1 import fit_stage1
+from sysid.evaluation.metrics import stage1_metrics
+from sysid.io.checkpoint import load_checkpoint
+from sysid.io.dataset import Dataset
+from sysid.io.defaults import reference_checkpoint
+from sysid.phase1.from_truth import model_from_truth
+from sysid.simulation import simulate
+from sysid.stage1.fit import fit_stage1
 
 REGIMES = {
     "default (shipped model)": ({}, 0.0, "reference"),

@@ -12,7 +12,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sysid.defaults import default_dataset_dir, reference_checkpoint
+from sysid.config import Config, SimulationConfig
 from sysid.errors import SysidInputError
 
 console = Console(stderr=True)
@@ -45,18 +45,27 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
         yield update
 
 
-def resolve_data(data: Path | None) -> Path:
+def resolve_data(data: Path | None, cfg: Config) -> Path:
+    """``--data``, or the dataset that ``cfg.simulation`` describes (the embedded default: simulated on first use)."""
+    from sysid.io.dataset import check_dataset_folder
+    from sysid.io.defaults import default_dataset_dir
+
     if data is not None:
-        if not data.is_dir():
-            raise SysidInputError(f"dataset folder {data} does not exist: pass --data DIR of a dataset")
-        return data
-    console.print("using the embedded default dataset (default regime, seed 42)")
-    return default_dataset_dir()
+        return check_dataset_folder(data)  # before the model is resolved and announced
+
+    if cfg.simulation == SimulationConfig():
+        console.print("using the embedded default dataset (default regime, seed 42)")
+    else:
+        console.print("using the dataset of the config's simulation section (simulated once, then cached)")
+    return default_dataset_dir(cfg)
 
 
 def resolve_model(model: Path | None) -> Path:
+    """``--model``, or the reference frozen model shipped in the package."""
     if model is not None:
         return model
+    from sysid.io.defaults import reference_checkpoint
+
     path = reference_checkpoint()
     if not path.is_file():
         raise SysidInputError(f"the shipped reference checkpoint {path} is missing: reinstall sysid or pass --model")

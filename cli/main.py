@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
 
-from cli import commands
-from cli.common import console, fail
 from sysid.errors import SysidInputError
+
+from . import commands
+from .common import console, fail
 
 app = typer.Typer(
     name="sysid",
@@ -19,10 +21,27 @@ app = typer.Typer(
 )
 commands.register(app)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """Raised on SIGTERM, so that half-written outputs are removed exactly as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
 
 
 def main() -> None:
     """Run the app; bad input becomes one line on stderr and exit code 2."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run() -> None:
     try:
         # without standalone mode, typer turns Ctrl-C (and typer.Exit) into a returned exit code
         code = app(standalone_mode=False)
@@ -36,6 +55,9 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted: no output was written")
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        console.print("terminated: no output was written")
+        sys.exit(EXIT_TERMINATED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:

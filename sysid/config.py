@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +38,10 @@ class SimulationConfig:
     log_k_min: float = -2.0
     log_k_max: float = -1.0
     flux_limit: bool = False
-    homeostatic_lambda_per_type: list[float] = field(default_factory=lambda: [0.001, 0.002])
-    homeostatic_baseline_per_type: list[float] = field(default_factory=lambda: [4.0, 6.0])
+    homeostatic_lambda_per_type: tuple[float, ...] = (0.001, 0.002)
+    homeostatic_baseline_per_type: tuple[float, ...] = (4.0, 6.0)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _positive(self, "n_metabolites", "n_metabolite_types", "n_reactions", "n_frames")
         _positive(self, "delta_t", "max_metabolites_per_reaction", "cycle_length")
         t = self.n_metabolite_types
@@ -76,7 +75,7 @@ class GraphModelConfig:
     embedding_dim: int = 2
     aggr_type: str = "mul"
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _positive(self, "hidden_dim_sub", "n_layers_sub", "hidden_dim_node", "n_layers_node", "embedding_dim")
         if self.aggr_type not in ("mul", "add"):
             _bad("graph_model.aggr_type", f"is {self.aggr_type!r}", "use 'mul' or 'add'")
@@ -93,7 +92,7 @@ class TrainingConfig:
     measurement_noise_level: float = 0.0
     cluster_distance_threshold: float = 0.1
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _positive(self, "batch_size", "data_augmentation_loop", "homeostasis_time_step")
         _positive(self, "learning_rate_node_homeostasis", "learning_rate_embedding_homeostasis")
         _positive(self, "cluster_distance_threshold")
@@ -116,7 +115,7 @@ class Phase1Config:
     seed: int = 42
     max_minutes: float = 9.0  # safety stop of the Adam epochs (logged)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _positive(self, "batch_frames", "learning_rate_k", "learning_rate_sub", "max_minutes", "log_k_prior")
         if self.n_epochs < 0:
             _bad("sysid.phase1.n_epochs", f"is {self.n_epochs}", "use a value >= 0")
@@ -145,7 +144,7 @@ class Stage1Config:
     max_groups: int = 8
     min_group_size: int = 5
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
         _positive(self, "reference_relative_noise", "sindy_threshold")
         if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
@@ -156,7 +155,7 @@ class Stage1Config:
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """Neural refine of MLP_node and embeddings (stage 2); see sysid/refine.py.
+    """Neural refine of MLP_node and embeddings (stage 2); see sysid/stage2/refine.py.
 
     Rollout length, steps, batch size and learning rates are the MetabolismGraph
     keys of ``training`` (homeostasis_time_step, data_augmentation_loop,
@@ -176,7 +175,7 @@ class RefineConfig:
     embedding_jitter: float = 0.0  # sd of embedding copies that share their group's line (flat MLP_node in a)
     n_jitter: int = 8  # copies per embedding when embedding_jitter > 0
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _positive(self, "validation_blocks", "validate_every", "eval_windows", "group_spacing", "lr_factor")
         if not 0.0 < self.validation_fraction < 1.0:
             _bad("sysid.refine.validation_fraction", f"is {self.validation_fraction}", "use a value in (0, 1)")
@@ -198,10 +197,6 @@ class SysidSection:
     stage1: Stage1Config = field(default_factory=Stage1Config)
     refine: RefineConfig = field(default_factory=RefineConfig)
 
-    def validate(self) -> None:
-        for sub in (self.phase1, self.stage1, self.refine):
-            sub.validate()
-
 
 @dataclass(frozen=True)
 class Config:
@@ -210,20 +205,35 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sysid: SysidSection = field(default_factory=SysidSection)
 
-    def validate(self) -> Config:
-        self.simulation.validate()
-        self.graph_model.validate()
-        self.training.validate()
-        self.sysid.validate()
-        return self
-
     def replace(self, section: str, **changes) -> Config:
         """A copy with some keys of one section changed (validated)."""
         new = dataclasses.replace(getattr(self, section), **changes)
-        return dataclasses.replace(self, **{section: new}).validate()
+        return dataclasses.replace(self, **{section: new})
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    def refine_options(self) -> RefineOptions:
+        """Stage-2 options: the MetabolismGraph ``training`` keys mapped once to their meaning here."""
+        t = self.training
+        return RefineOptions(
+            horizon=t.homeostasis_time_step, n_steps=t.data_augmentation_loop, batch_size=t.batch_size,
+            lr_node=t.learning_rate_node_homeostasis, lr_embedding=t.learning_rate_embedding_homeostasis,
+            settings=self.sysid.refine,
+        )
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    """Everything stage 2 needs, under the names it uses (built by :meth:`Config.refine_options`)."""
+
+    horizon: int = TrainingConfig.homeostasis_time_step  # Euler steps per rollout
+    n_steps: int = TrainingConfig.data_augmentation_loop  # optimiser steps
+    batch_size: int = TrainingConfig.batch_size  # rollouts per step
+    lr_node: float = TrainingConfig.learning_rate_node_homeostasis
+    lr_embedding: float = TrainingConfig.learning_rate_embedding_homeostasis
+    settings: RefineConfig = field(default_factory=RefineConfig)
+
+    def __post_init__(self) -> None:
+        if min(self.horizon, self.n_steps, self.batch_size) <= 0 or min(self.lr_node, self.lr_embedding) <= 0:
+            raise SysidInputError("refine options: horizon, n_steps, batch_size and learning rates must be positive")
 
 
 def _bad(key: str, problem: str, fix: str) -> typing.NoReturn:
@@ -240,11 +250,11 @@ def _positive(obj, *names: str) -> None:
 def _coerce(value, annotation, key: str):
     """Check one YAML value against a field annotation, converting safe cases."""
     origin = typing.get_origin(annotation)
-    if origin in (list, types.GenericAlias) or annotation is list:
-        (item_type,) = typing.get_args(annotation) or (float,)
+    if origin is tuple:
+        item_type = typing.get_args(annotation)[0]
         if not isinstance(value, list | tuple):
             raise SysidInputError(f"config {key} must be a list, got {value!r}: write it as [a, b, ...]")
-        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -308,13 +318,13 @@ def config_from_dict(data: dict) -> Config:
             log.warning("config section %r is not used by sysid; ignored", section)
             continue
         kwargs[section] = _build(hints[section], value, section)
-    return Config(**kwargs).validate()
+    return Config(**kwargs)
 
 
 def load_config(path: str | Path | None) -> Config:
     """Read a YAML config; ``None`` gives the default regime."""
     if path is None:
-        return Config().validate()
+        return Config()
     path = Path(path)
     if not path.is_file():
         raise SysidInputError(f"config file {path} does not exist: pass the path of a YAML file")

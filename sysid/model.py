@@ -1,4 +1,4 @@
-"""The learned model of SPEC section 3, MetabolismGraph-compatible.
+"""The learned model (docs/reference.md, the model), MetabolismGraph-compatible.
 
 dc_i/dt = MLP_node([c_i, a_i]) + sum_e sto_all[e] * v[rxn_all[e]]
 v_j     = 10**log_k[j] * softplus(agg_j),  agg_j = prod or sum of MLP_sub messages
@@ -94,9 +94,16 @@ class MetabolismModel(nn.Module):
             return torch.exp(msg.new_zeros(shape).index_add(-1, self.rxn_sub, log_msg))
         return msg.new_zeros(shape).index_add(-1, self.rxn_sub, msg)
 
-    def rates(self, c: torch.Tensor) -> torch.Tensor:
-        """Reaction rates v_j = 10**log_k_j * softplus(agg_j): (..., n_reactions)."""
-        return torch.pow(10.0, self.log_k) * F.softplus(self.aggregate(c))
+    def rate_features(self, c: torch.Tensor, aggregate: torch.Tensor | None = None) -> torch.Tensor:
+        """phi_j(c) = softplus(agg_j), the rate of reaction j per unit rate constant: (..., n_reactions).
+
+        ``aggregate``: agg_j already computed by :meth:`aggregate`.
+        """
+        return F.softplus(self.aggregate(c) if aggregate is None else aggregate)
+
+    def rates(self, c: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Reaction rates v_j = 10**log_k_j * phi_j(c) (``features``: phi already computed): (..., n_reactions)."""
+        return torch.pow(10.0, self.log_k) * (self.rate_features(c) if features is None else features)
 
     def apply_stoichiometry(self, v: torch.Tensor) -> torch.Tensor:
         """sum_j S_ij v_j from rates v (..., n_reactions): (..., n_metabolites)."""
@@ -118,6 +125,29 @@ class MetabolismModel(nn.Module):
         return self.node(c) + self.reaction_dcdt(c)
 
     # --- helpers ----------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.log_k.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.log_k.dtype
+
+    @torch.no_grad()
+    def log_k_offset(self) -> np.ndarray:
+        """n_sub_j * log10(alpha), alpha = |MLP_sub([1, 1])|: removes the k / MLP_sub scale trade-off.
+
+        Only the product of 10**log_k_j and the MLP_sub messages shows in the rates, so log_k is
+        compared with true rate constants after this shift (docs/reference.md, rate_constants_R2).
+        """
+        alpha = self.substrate_func(torch.ones(1, 2, device=self.device, dtype=self.dtype)).abs().item()
+        # n_sub_per_rxn is the checkpoint's buffer (substrate edges, at least 1), as the original code uses.
+        return self.n_sub_per_rxn.cpu().double().numpy() * np.log10(max(alpha, 1e-30))
+
+    def corrected_log_k(self) -> np.ndarray:
+        """log_k_j + n_sub_j * log10(alpha): rate constants on the scale of the true ones."""
+        return self.log_k.detach().cpu().double().numpy() + self.log_k_offset()
+
     def reaction_parameters(self) -> list[nn.Parameter]:
         return [self.log_k, *self.substrate_func.parameters()]
 

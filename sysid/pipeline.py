@@ -1,16 +1,40 @@
-"""Pipeline jobs that read inputs and write a result folder atomically."""
+"""Pipeline jobs: read inputs, run a stage, write a result folder atomically.
+
+With :mod:`sysid.reports` (the writers) this is the only code that touches files
+and figures; the CLI calls these functions and nothing below them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sysid.checkpoint import check_compatible, load_checkpoint
 from sysid.config import Config
-from sysid.dataset import load_dataset, load_truth, write_dataset
 from sysid.errors import SysidInputError
-from sysid.outputs import atomic_dir, check_writable
-from sysid.simulate import simulate
+from sysid.evaluation.metrics import rate_constants_r2, refine_metrics, stage1_metrics
+from sysid.io.atomic import atomic_dir, atomic_file, check_writable
+from sysid.io.checkpoint import check_compatible, load_checkpoint
+from sysid.io.dataset import Dataset, load_dataset, load_truth, write_dataset
+from sysid.model import MetabolismModel
+from sysid.phase1.from_truth import model_from_truth
+from sysid.phase1.trainer import Phase1Result, train_phase1
+from sysid.reports import (
+    ANALYSIS_LOG,
+    true_homeostasis,
+    write_analysis_log,
+    write_fits,
+    write_model_report,
+    write_phase1,
+    write_refine_outputs,
+    write_residuals,
+)
+from sysid.simulation import simulate
+from sysid.stage1.fit import fit_stage1
+from sysid.stage1.residuals import compute_residuals, evaluate_frozen, integral_form, summary
+from sysid.stage2.refine import check_rollout_length, refine
+from sysid.truth import Truth
 
 
 def simulate_to_folder(
@@ -22,31 +46,18 @@ def simulate_to_folder(
 
 
 def evaluate_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False) -> dict[str, float]:
-    from sysid.evaluate import evaluate_model
-
+    check_writable(Path(out), force)
     dataset = load_dataset(data)
-    truth = load_truth(data)
-    if truth is None:
-        raise SysidInputError(f"dataset {data} has no gt_model.pt: evaluation needs the ground truth")
+    truth = _require_truth(load_truth(data), data, "evaluation")
     net = load_checkpoint(model, cfg.graph_model.aggr_type)
     check_compatible(net, dataset.network)
     with atomic_dir(out, force) as tmp:
-        metrics = evaluate_model(net, dataset, truth, tmp, cfg.training.cluster_distance_threshold)
+        metrics = write_model_report(net, dataset, truth, tmp, cfg.training.cluster_distance_threshold)
     return metrics
-
-
-def _load_pair(data: Path, model: Path, cfg: Config):
-    dataset = load_dataset(data)
-    net = load_checkpoint(model, cfg.graph_model.aggr_type)
-    check_compatible(net, dataset.network)
-    return dataset, net.freeze_reactions(), load_truth(data)
 
 
 def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False) -> dict[str, float]:
     """residuals.npz, a summary of magnitudes and trace plots; returns the summary."""
-    from sysid.reports import true_homeostasis, write_residuals
-    from sysid.residuals import compute_residuals, evaluate_frozen, integral_form, summary
-
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
     frozen = evaluate_frozen(net, dataset.concentrations)
@@ -60,42 +71,103 @@ def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, forc
 
 
 def fit_to_folder(
-    data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False, refine: bool = False,
+    data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False, refine_stage: bool = False,
     progress: Callable[..., None] | None = None,
 ) -> dict[str, float]:
-    """Stage 1 (and stage 2 with ``refine``): fits.csv, groups.json, analysis.log, figures."""
-    from sysid.metrics import rate_constants_r2, stage1_metrics, write_analysis_log
-    from sysid.reports import write_fits
-    from sysid.stage1 import fit_stage1
-
+    """Stage 1 (and stage 2 with ``refine_stage``): fits.csv, groups.json, analysis.log, figures."""
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
-    if refine:
+    if refine_stage:
         check_rollout_length(dataset.n_frames, cfg.training.homeostasis_time_step)
-    result = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed)
-    fit = result.fit
+    fit = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed).fit
     metrics: dict[str, float] = {}
     with atomic_dir(out, force) as tmp:
         write_fits(tmp, fit, truth)
-        if refine:
-            from sysid.refine import run_refine
-
-            stage2 = run_refine(net, dataset, fit, cfg, tmp, truth=truth, progress=progress)
-            # analysis.log holds the SPEC keys of the kept model; refine_summary.json has both candidates
-            metrics.update(stage2.metrics.get("kept", {}))
+        if refine_stage:
+            result = refine(net, dataset, fit, options=cfg.refine_options(), seed=cfg.training.seed,
+                            progress=progress)
+            eps = cfg.training.cluster_distance_threshold
+            both = refine_metrics(result, dataset.concentrations[0], truth, eps) if truth is not None else {}
+            write_refine_outputs(result, fit, tmp, both, truth)
+            # analysis.log holds the model keys of the kept model; refine_summary.json has both candidates
+            metrics.update(both.get("kept", {}))
         if truth is not None:
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
         metrics["stage1_n_groups"] = float(fit.n_groups)
-        write_analysis_log(metrics, tmp / "analysis.log")
+        write_analysis_log(metrics, tmp / ANALYSIS_LOG)
     return metrics
 
 
-def check_rollout_length(n_frames: int, horizon: int) -> None:
-    """Stage 2 needs one training and one validation rollout window of ``horizon`` steps."""
-    need = 2 * (horizon + 1)
-    if n_frames < need:
-        raise SysidInputError(
-            f"the dataset has {n_frames} steps but --refine rolls out training.homeostasis_time_step = {horizon} "
-            f"steps and needs at least {need}: use a longer dataset or a smaller homeostasis_time_step"
-        )
+def phase1_to_file(
+    data: Path,
+    out: Path,
+    cfg: Config,
+    *,
+    force: bool = False,
+    from_truth: bool = False,
+    log_k_noise: float = 0.0,
+    seed: int | None = None,
+    progress: Callable[..., None] | None = None,
+) -> dict:
+    """Make a frozen model for ``data`` and write CKPT, CKPT.json (summary) and CKPT.loss.png, atomically.
+
+    The truth (gt_model.pt) is read for ``from_truth`` and, otherwise, only to
+    report rate_constants_R2 while training; it never enters the loss.
+    """
+    out = Path(out)
+    paths = (out, out.with_name(out.name + ".json"), out.with_name(out.name + ".loss.png"))
+    for path in paths:
+        check_writable(path, force)
+    dataset = load_dataset(data)
+    truth = load_truth(data)
+    seed = cfg.sysid.phase1.seed if seed is None else seed
+    if from_truth:
+        result = _from_truth(dataset, _require_truth(truth, data, "--from-truth"), cfg, log_k_noise, seed)
+    else:
+        monitor = (lambda m: {"R2": rate_constants_r2(m, truth.log_k)}) if truth is not None else None
+        p1 = dataclasses.replace(cfg.sysid.phase1, seed=seed)
+        result = train_phase1(dataset, cfg.graph_model, p1, progress=progress, monitor=monitor)
+    summary = _phase1_summary(result, data, from_truth, log_k_noise, seed, truth)
+    with atomic_file(paths[0], force) as ckpt, atomic_file(paths[1], force) as js, \
+            atomic_file(paths[2], force) as png:
+        write_phase1(result, summary, (ckpt, js, png))
+    return summary
+
+
+def _require_truth(truth: Truth | None, data: Path, purpose: str) -> Truth:
+    if truth is None:
+        raise SysidInputError(f"dataset {data} has no gt_model.pt: {purpose} needs the ground truth")
+    return truth
+
+
+def _load_pair(data: Path, model: Path, cfg: Config) -> tuple[Dataset, MetabolismModel, Truth | None]:
+    dataset = load_dataset(data)
+    net = load_checkpoint(model, cfg.graph_model.aggr_type)
+    check_compatible(net, dataset.network)
+    return dataset, net.freeze_reactions(), load_truth(data)
+
+
+def _from_truth(dataset: Dataset, truth: Truth, cfg: Config, log_k_noise: float, seed: int) -> Phase1Result:
+    start = time.perf_counter()
+    model = model_from_truth(dataset.network, truth.log_k, cfg.graph_model, log_k_noise=log_k_noise,
+                             seed=seed, concentrations=dataset.concentrations)
+    return Phase1Result(model, (), (), time.perf_counter() - start, "cpu")
+
+
+def _phase1_summary(result: Phase1Result, data: Path, from_truth: bool, log_k_noise: float, seed: int,
+                    truth: Truth | None) -> dict:
+    out = {
+        "data": str(Path(data).absolute()),
+        "method": "from_truth" if from_truth else "train",
+        "seed": seed,
+        "seconds": round(result.seconds, 2),
+        "device": result.device,
+        "epochs": max(len(result.losses) - 2, 0),
+        "final_loss": result.losses[-1] if result.losses else None,
+    }
+    if from_truth:
+        out["log_k_noise"] = log_k_noise
+    if truth is not None:
+        out["rate_constants_R2"] = rate_constants_r2(result.model, truth.log_k)
+    return out

@@ -1,20 +1,35 @@
-"""Writers of result folders for the residual and fit stages (tables, JSON, figures)."""
+"""Writers of result files: tables, JSON, checkpoints, analysis.log and figures.
+
+The reporting layer: with :mod:`sysid.pipeline` the only code that writes files or
+draws figures. The truth, when given, is used here for display and metrics only.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from sysid import plots
-from sysid.dataset import Dataset
-from sysid.fitresult import HomeostasisFit
-from sysid.residuals import FrozenEvaluation, Residuals
-from sysid.simulate import Truth
+from sysid.curves import node_curves
+from sysid.evaluation import plots
+from sysid.evaluation.metrics import model_metrics, rate_constants_r2
+from sysid.io.checkpoint import save_checkpoint
+from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+from sysid.phase1.trainer import Phase1Result
+from sysid.stage1.residuals import FrozenEvaluation, Residuals
+from sysid.stage1.result import HomeostasisFit
+from sysid.stage2.refine import RefineResult
+from sysid.truth import Truth
 
 N_TRACES = 4
+ANALYSIS_LOG = "analysis.log"
+REFINED_CHECKPOINT = "refined_model.pt"
+INIT_CHECKPOINT = "stage1_init_model.pt"
+REFINE_SUMMARY = "refine_summary.json"
 
 
 def true_homeostasis(data: Dataset, truth: Truth) -> np.ndarray:
@@ -70,3 +85,90 @@ def _cell(value) -> str:
     if isinstance(value, np.integer | int):
         return str(int(value))
     return f"{float(value):.8g}"
+
+
+# --- analysis.log ----------------------------------------------------------------------------
+
+
+def write_analysis_log(metrics: dict[str, float], path: Path) -> None:
+    """One ``key: value`` per line (docs/reference.md lists the keys)."""
+    Path(path).write_text("".join(f"{k}: {_fmt(v)}\n" for k, v in metrics.items()))
+
+
+def read_analysis_log(path: Path) -> dict[str, float]:
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k.strip()] = float(v)
+    return out
+
+
+def _fmt(v: float) -> str:
+    v = float(v)
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+# --- a model against the truth (sysid evaluate) --------------------------------------------------
+
+
+def write_model_report(model: MetabolismModel, data: Dataset, truth: Truth, out: Path, eps: float) -> dict[str, float]:
+    """analysis.log and the figures of a model against the truth; returns the metrics."""
+    metrics = model_metrics(model, truth, data.concentrations[0], eps)
+    write_analysis_log(metrics, out / ANALYSIS_LOG)
+    plots.rate_constants(model.corrected_log_k(), truth.log_k, rate_constants_r2(model, truth.log_k),
+                         out / "rate_constants.png")
+    plots.node_functions(node_curves(model), truth, out / "mlp_node.png")
+    plots.embeddings(model.a.detach().cpu().numpy(), truth.types, "embeddings by true type",
+                     out / "embeddings_truth.png")
+    return metrics
+
+
+# --- stage 2 ------------------------------------------------------------------------------------
+
+
+def write_refine_outputs(result: RefineResult, fit: HomeostasisFit, out: Path, metrics: dict, truth: Truth | None
+                         ) -> None:
+    """Checkpoints (MetabolismGraph layout), refine_summary.json and figures, into an existing folder."""
+    save_checkpoint(result.model, out / REFINED_CHECKPOINT)
+    save_checkpoint(result.init_model, out / INIT_CHECKPOINT)
+    (out / REFINE_SUMMARY).write_text(json.dumps(_refine_summary(result, metrics), indent=1))
+    val_steps, val_losses = zip(*result.val_history, strict=True) if result.val_history else ((), ())
+    plots.loss_curves({"train (batch)": list(result.train_history), "validation": list(val_losses)},
+                      out / "refine_loss.png", ylabel="rollout loss", steps={"validation": list(val_steps)})
+    a = result.model.a.detach().cpu().numpy()
+    plots.embeddings(a, fit.groups, "embeddings by stage-1 group", out / "embeddings_groups.png")
+    if truth is not None:
+        plots.embeddings(a, truth.types, "embeddings by true type", out / "embeddings_truth.png")
+        plots.node_functions(node_curves(result.model), truth, out / "mlp_node.png")
+
+
+def _refine_summary(result: RefineResult, metrics: dict) -> dict:
+    return {
+        "kept": result.kept,
+        "checkpoint": REFINED_CHECKPOINT,
+        "phase2_loss": result.phase2_loss,
+        "validation_loss": {"stage1_init": result.init_val_loss, "refined": result.refined_val_loss},
+        "training_loss": {"stage1_init": result.init_train_loss, "refined": result.refined_train_loss},
+        "best_step": result.best_step,
+        "seconds": result.seconds,
+        "distillation": asdict(result.distill),
+        "train_history": list(result.train_history),
+        "validation_history": [list(v) for v in result.val_history],
+        "metrics": metrics,
+    }
+
+
+# --- phase 1 ------------------------------------------------------------------------------------
+
+
+def write_phase1(result: Phase1Result, summary: dict, paths: tuple[Path, Path, Path]) -> None:
+    """The checkpoint, its JSON summary and its loss plot, at the three given paths."""
+    ckpt, summary_path, plot_path = paths
+    save_checkpoint(result.model, ckpt)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    curves = {"normalised dc/dt loss (first solve, epochs, final solve)": list(result.losses)}
+    with open(plot_path, "wb") as fh:  # a temporary name has no .png suffix; matplotlib defaults to png
+        plots.loss_curves(curves, fh, ylabel="loss (per epoch)")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from sysid.config import Config
-from sysid.dataset import write_dataset
-from sysid.simulate import simulate
+from sysid.io.dataset import write_dataset
+from sysid.simulation import simulate
+from tests.helpers import small_config
 
-SMALL = {"n_metabolites": 30, "n_reactions": 60, "n_frames": 1500}
 
-
-def small_config(**simulation) -> Config:
-    return Config().replace("simulation", **{**SMALL, **simulation})
+def pytest_configure(config) -> None:
+    """No test writes outside its tmp folders: HOME and the sysid cache point into a fresh temporary folder."""
+    home = Path(tempfile.mkdtemp(prefix="sysid-tests-home-"))
+    os.environ["HOME"] = str(home)
+    os.environ["SYSID_CACHE"] = str(home / "cache")
+    os.environ["MPLCONFIGDIR"] = str(home / "mpl")
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +37,8 @@ def small_dir(tmp_path_factory, small_sim):
 @pytest.fixture(scope="session")
 def small_frozen(tmp_path_factory, small_sim):
     """Frozen model from the truth with log_k noise 0.1, saved as a checkpoint."""
-    from sysid.checkpoint import save_checkpoint
-    from sysid.phase1 import model_from_truth
+    from sysid.io.checkpoint import save_checkpoint
+    from sysid.phase1.from_truth import model_from_truth
 
     model = model_from_truth(
         small_sim.network, small_sim.truth.log_k, Config().graph_model,
@@ -41,7 +47,3 @@ def small_frozen(tmp_path_factory, small_sim):
     path = tmp_path_factory.mktemp("ckpt") / "frozen.pt"
     save_checkpoint(model, path)
     return path
-
-
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)

@@ -9,8 +9,8 @@ from sysid.errors import SysidInputError
 def test_default_is_the_seed_regime():
     cfg = load_config(None)
     assert cfg.simulation.n_metabolites == 100 and cfg.simulation.n_reactions == 256
-    assert cfg.simulation.homeostatic_lambda_per_type == [0.001, 0.002]
-    assert cfg.simulation.homeostatic_baseline_per_type == [4.0, 6.0]
+    assert cfg.simulation.homeostatic_lambda_per_type == (0.001, 0.002)
+    assert cfg.simulation.homeostatic_baseline_per_type == (4.0, 6.0)
     assert cfg.training.cluster_distance_threshold == 0.1
 
 

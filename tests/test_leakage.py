@@ -44,8 +44,8 @@ def test_type_column_changes_nothing_refined(small_dir, small_frozen, tmp_path):
     cfg = dataclasses.replace(cfg, sysid=dataclasses.replace(cfg.sysid, refine=dataclasses.replace(
         cfg.sysid.refine, eval_windows=8, validate_every=5)))
     _relabel(small_dir, tmp_path / "relabelled", "permute")
-    fit_to_folder(small_dir, small_frozen, tmp_path / "a", cfg, refine=True)
-    fit_to_folder(tmp_path / "relabelled", small_frozen, tmp_path / "b", cfg, refine=True)
+    fit_to_folder(small_dir, small_frozen, tmp_path / "a", cfg, refine_stage=True)
+    fit_to_folder(tmp_path / "relabelled", small_frozen, tmp_path / "b", cfg, refine_stage=True)
     for name in (*FITTED, "stage1_init_model.pt", "refined_model.pt"):
         a, b = tmp_path / "a" / name, tmp_path / "b" / name
         if name.endswith(".pt"):

@@ -1,20 +1,18 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sysid.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from sysid.config import GraphModelConfig
-from sysid.dataset import load_dataset
 from sysid.errors import SysidInputError
+from sysid.io.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from sysid.io.dataset import load_dataset
 from sysid.model import MetabolismModel, euler_rollout
-
-MG = Path(__file__).resolve().parents[2] / "shared" / "mg_sample"
+from tests.helpers import MG_SAMPLE
 
 
 def reference_dcdt(model: MetabolismModel, c: np.ndarray) -> np.ndarray:
-    """SPEC section 3 written out edge by edge, independently of the model's vectorised code."""
+    """The model equations (docs/reference.md) written out edge by edge, independently of the vectorised code."""
     sd = {k: (v.double() if v.is_floating_point() else v).detach().numpy() for k, v in model.state_dict().items()}
 
     def mlp(prefix, x):
@@ -83,7 +81,7 @@ def test_checkpoint_round_trip(small_sim, tmp_path):
 
 def test_checkpoint_of_another_network_is_rejected(small_sim, tmp_path):
     from sysid.config import SimulationConfig
-    from sysid.network import random_network
+    from sysid.simulation.random_network import random_network
 
     other = random_network(SimulationConfig(n_metabolites=30, n_reactions=60, seed=5), np.random.default_rng(9))
     model = MetabolismModel(other, GraphModelConfig())
@@ -103,12 +101,11 @@ def test_bad_checkpoint_files(tmp_path):
         load_checkpoint(tmp_path / "partial.pt")
 
 
-@pytest.mark.skipif(not MG.is_dir(), reason="shared MetabolismGraph sample not present")
 def test_metabolismgraph_checkpoint_loads_as_it_is():
-    model = load_checkpoint(MG / "checkpoint.pt")
-    data = load_dataset(MG)
+    model = load_checkpoint(MG_SAMPLE / "checkpoint.pt")
+    data = load_dataset(MG_SAMPLE)
     check_compatible(model, data.network)
-    state = torch.load(MG / "checkpoint.pt")["model_state_dict"]
+    state = torch.load(MG_SAMPLE / "checkpoint.pt")["model_state_dict"]
     for key, value in state.items():
         torch.testing.assert_close(model.state_dict()[key], value)
     c = data.concentrations[7]

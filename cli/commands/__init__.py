@@ -9,5 +9,5 @@ COMMANDS = ("simulate", "phase1", "residuals", "fit", "evaluate")
 
 def register(app: typer.Typer) -> None:
     for name in COMMANDS:
-        module = import_module(f"cli.commands.{name}")
+        module = import_module(f"{__name__}.{name}")
         app.command(name, help=module.__doc__)(module.command)

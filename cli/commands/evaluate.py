@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from cli.common import done, out_console, setup_logging
 from sysid.config import load_config
-from sysid.pipeline import evaluate_to_folder
+
+from ..common import done, out_console, setup_logging
 
 
 def command(
@@ -19,6 +19,8 @@ def command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     setup_logging(verbose)
+    from sysid.pipeline import evaluate_to_folder  # imported here: `sysid --help` stays light
+
     metrics = evaluate_to_folder(data, model, out, load_config(config), force=force)
     for key, value in metrics.items():
         out_console.print(f"{key}: {value:.6g}")

@@ -3,12 +3,11 @@
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
-from cli.common import done, out_console, progress_bar, resolve_data, resolve_model, setup_logging
 from sysid.config import load_config
-from sysid.pipeline import fit_to_folder
+
+from ..common import done, out_console, progress_bar, resolve_data, resolve_model, setup_logging
 
 
 def command(
@@ -23,12 +22,17 @@ def command(
     setup_logging(verbose)
     # The refine's rollouts are many small tensor ops: one intra-op thread is faster than two, and
     # two threads collapse when another process holds a core (measured 0.05 s vs 7 s per rollout).
+    import torch
+
+    from sysid.pipeline import fit_to_folder  # imported here: `sysid --help` stays light
+
     torch.set_num_threads(1)
     cfg = load_config(config)
-    data_dir, model_path = resolve_data(data), resolve_model(model)
+    data_dir, model_path = resolve_data(data, cfg), resolve_model(model)
     if refine:
         with progress_bar("refining", cfg.training.data_augmentation_loop) as update:
-            metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine=True, progress=update)
+            metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine_stage=True,
+                                    progress=update)
     else:
         metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force)
     for key, value in metrics.items():

@@ -5,10 +5,10 @@ from typing import Annotated
 
 import typer
 
-from cli.common import done, out_console, progress_bar, resolve_data, setup_logging
 from sysid.config import load_config
 from sysid.errors import SysidInputError
-from sysid.phase1 import phase1_to_file
+
+from ..common import done, out_console, progress_bar, resolve_data, setup_logging
 
 
 def command(
@@ -22,12 +22,14 @@ def command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     setup_logging(verbose)
+    from sysid.pipeline import phase1_to_file  # imported here: `sysid --help` stays light
+
     if log_k_noise < 0:
         raise SysidInputError(f"--log-k-noise is {log_k_noise}: use a standard deviation >= 0")
     if log_k_noise and not from_truth:
         raise SysidInputError("--log-k-noise only applies with --from-truth: add --from-truth or drop it")
     cfg = load_config(config)
-    data = resolve_data(data)
+    data = resolve_data(data, cfg)
     with progress_bar("phase1", cfg.sysid.phase1.n_epochs) as update:
         summary = phase1_to_file(data, out, cfg, force=force, from_truth=from_truth,
                                  log_k_noise=log_k_noise, seed=seed, progress=update)

@@ -6,9 +6,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import done, out_console, resolve_data, resolve_model, setup_logging
 from sysid.config import load_config
-from sysid.pipeline import residuals_to_folder
+
+from ..common import done, out_console, resolve_data, resolve_model, setup_logging
 
 
 def command(
@@ -20,8 +20,10 @@ def command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     setup_logging(verbose)
+    from sysid.pipeline import residuals_to_folder  # imported here: `sysid --help` stays light
+
     cfg = load_config(config)
-    table = residuals_to_folder(resolve_data(data), resolve_model(model), out, cfg, force=force)
+    table = residuals_to_folder(resolve_data(data, cfg), resolve_model(model), out, cfg, force=force)
     view = Table(title="mean |value| (rate units)")
     view.add_column("part")
     view.add_column("magnitude", justify="right")

@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from cli.common import done, progress_bar, setup_logging
 from sysid.config import load_config
-from sysid.pipeline import simulate_to_folder
+
+from ..common import done, progress_bar, setup_logging
 
 
 def command(
@@ -17,6 +17,8 @@ def command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     setup_logging(verbose)
+    from sysid.pipeline import simulate_to_folder  # imported here: `sysid --help` stays light
+
     cfg = load_config(config)
     with progress_bar("simulating", cfg.simulation.n_frames) as update:
         simulate_to_folder(cfg, out, force=force, progress=update)

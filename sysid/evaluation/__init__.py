@@ -1,0 +1,1 @@
+"""Evaluation against a known truth: metrics (analysis.log keys) and figures. Never used by fitting."""

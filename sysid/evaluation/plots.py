@@ -1,0 +1,114 @@
+"""Figures. Imported by the pipeline's reporting layer only, never by the numerical core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sysid.curves import SWEEP  # noqa: E402
+from sysid.truth import Truth  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def rate_constants(learned: np.ndarray, truth: np.ndarray, r2: float, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(truth, learned, s=8, alpha=0.7)
+    lo, hi = float(min(truth.min(), learned.min())), float(max(truth.max(), learned.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set(xlabel="true log10 k", ylabel="learned log10 k (scale-corrected)", title=f"rate constants, R2 = {r2:.3f}")
+    _save(fig, path)
+
+
+def node_functions(curves: np.ndarray, truth: Truth, path: Path, c: np.ndarray = SWEEP) -> None:
+    """MLP_node curves per true type against the truth lines."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    colors = plt.cm.tab10(np.arange(truth.n_types) % 10)
+    for t in range(truth.n_types):
+        rows = curves[truth.types == t]
+        ax.plot(c, rows.T, color=colors[t], alpha=0.25, lw=0.8)
+        ax.plot(c, truth.slopes()[t] * c + truth.offsets()[t], "--", color=colors[t], lw=2, label=f"type {t} truth")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(xlabel="concentration c", ylabel="MLP_node([c, a_i])", title="homeostasis per metabolite vs truth")
+    ax.legend()
+    _save(fig, path)
+
+
+def embeddings(a: np.ndarray, labels: np.ndarray, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if a.shape[1] == 1:
+        a = np.column_stack([a[:, 0], np.zeros(len(a))])
+    for lab in np.unique(labels):
+        m = labels == lab
+        ax.scatter(a[m, 0], a[m, 1], s=14, label=str(lab))
+    ax.set(xlabel="a[0]", ylabel="a[1]", title=title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def loss_curves(curves: dict[str, list[float]], path: Path, ylabel: str = "loss",
+                steps: dict[str, list[int]] | None = None) -> None:
+    """One line per curve; x is 1..n unless ``steps`` gives a curve's own step numbers."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curves.items():
+        if len(values):
+            x = (steps or {}).get(name, np.arange(1, len(values) + 1))
+            ax.plot(x, values, label=name, marker="o" if name in (steps or {}) else None)
+    ax.set(xlabel="step", ylabel=ylabel, yscale="log")
+    ax.legend()
+    _save(fig, path)
+
+
+def residual_traces(time: np.ndarray, observed: np.ndarray, reaction: np.ndarray, residual: np.ndarray,
+                    metabolites: list[int], path: Path, homeostasis: np.ndarray | None = None) -> None:
+    """Observed dc/dt, frozen reaction part and residual for a few metabolites."""
+    fig, axes = plt.subplots(len(metabolites), 2, figsize=(10, 2.2 * len(metabolites)), squeeze=False)
+    for row, i in enumerate(metabolites):
+        axes[row, 0].plot(time, observed[:, i], lw=0.8, label="observed dc/dt")
+        axes[row, 0].plot(time, reaction[:, i], lw=0.8, ls="--", label="frozen reaction part")
+        axes[row, 0].set_ylabel(f"metabolite {i}")
+        axes[row, 1].plot(time, residual[:, i], lw=0.6, label="residual")
+        if homeostasis is not None:
+            axes[row, 1].plot(time, homeostasis[:, i], lw=1.2, label="true homeostasis")
+    axes[0, 0].legend(fontsize=7)
+    axes[0, 1].legend(fontsize=7)
+    axes[-1, 0].set_xlabel("time")
+    axes[-1, 1].set_xlabel("time")
+    _save(fig, path)
+
+
+def stage1_scatter(slope, offset, slope_se, offset_se, groups, path: Path, truth: Truth | None = None) -> None:
+    """Fitted slope vs offset per metabolite with error bars, coloured by group."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for g in np.unique(groups):
+        m = groups == g
+        ax.errorbar(slope[m], offset[m], xerr=slope_se[m], yerr=offset_se[m], fmt="o", ms=3, lw=0.6,
+                    label=f"group {g} ({m.sum()})")
+    if truth is not None:
+        ax.scatter(truth.slopes(), truth.offsets(), marker="x", s=80, c="k", label="truth per type")
+    ax.set(xlabel="slope (-lambda)", ylabel="offset (lambda * cb)", title="stage 1 fits")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def group_lines(group_slopes, group_offsets, path: Path, truth: Truth | None = None, c: np.ndarray = SWEEP) -> None:
+    """Pooled homeostasis line of each group, with the truth lines when known."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for g, (s, o) in enumerate(zip(group_slopes, group_offsets, strict=True)):
+        ax.plot(c, s * c + o, lw=2, label=f"group {g}")
+    if truth is not None:
+        for t in range(truth.n_types):
+            ax.plot(c, truth.slopes()[t] * c + truth.offsets()[t], "k--", lw=1, label="truth" if t == 0 else None)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(xlabel="concentration c", ylabel="homeostatic rate", title="stage 1 group lines")
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,5 @@
+"""Ground-truth simulators: networks, kinetics and homeostasis, integrated to datasets."""
+
+from sysid.simulation.euler import simulate
+
+__all__ = ["simulate"]

@@ -1,0 +1,178 @@
+"""Regression library for stage 1: the windowed (integral-form) regressors.
+
+For rows (metabolite i, window w) the model is
+
+    d_i(w) = s_i * dt sum_t c_i  +  o_i * W dt
+             + sum_j beta_j * S_ij dt sum_t v_j                    (per-reaction scale errors)
+             + sum_m gamma_m * dt sum_t sum_j S_ij v_j f_m(t, j)   (shared shape errors)
+
+where d is the windowed residual, v the frozen model's rates, and f_m are
+shared correction features of a reaction: sums over its substrate edges of
+basis functions of log c_e (errors of MLP_sub's shape), and basis functions of
+the log aggregate (errors of the softplus link). They linearise
+v_true = v * exp(beta_j + sum_m gamma_m f_m), refined by Gauss-Newton in
+:mod:`sysid.stage1.regression`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from sysid.network import Network
+from sysid.stage1.residuals import window_sum
+
+LOG_EPS = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeFeatures:
+    """Per-frame, per-reaction shared correction features f_m(t, j): (n_frames + 1, n_reactions, n_features)."""
+
+    values: np.ndarray
+    names: list[str]
+
+
+def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray) -> np.ndarray:
+    """Piecewise-linear hat functions on knots at quantiles of x[mask] from its minimum to its maximum:
+    array of shape (*x.shape, n_hats).
+
+    The first hat is left out: the hats sum to one, which the per-reaction scale already spans.
+    """
+    if n_knots < 2 or not mask.any():
+        return np.zeros((*x.shape, 0))
+    knots = np.unique(np.quantile(x[mask], np.linspace(0.0, 1.0, n_knots)))
+    if len(knots) < 2:
+        return np.zeros((*x.shape, 0))
+    z = np.clip(x, knots[0], knots[-1])
+    left = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
+    frac = (z - knots[left]) / (knots[left + 1] - knots[left])
+    hats = np.zeros((*x.shape, len(knots)))
+    np.put_along_axis(hats, left[..., None], (1.0 - frac)[..., None], axis=-1)
+    np.put_along_axis(hats, left[..., None] + 1, frac[..., None], axis=-1)
+    return hats[..., 1:]
+
+
+def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int) -> ShapeFeatures:
+    """Shared features of each reaction: per coefficient value |s|, sums over its substrate edges of
+    hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors)."""
+    e = network.edges
+    logc = np.log(conc + LOG_EPS)
+    blocks, names = [], []
+    for s in np.unique(e.sto_sub):
+        edges = np.nonzero(e.sto_sub == s)[0]
+        incidence = np.zeros((conc.shape[1], network.n_reactions))
+        np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
+        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, logc.shape))  # (T, N, K)
+        blocks.append(np.einsum("tnk,nj->tjk", hats, incidence, optimize=True))
+        names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
+    has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
+    log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
+    hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape))
+    blocks.append(hats * has_sub[None, :, None])
+    names += [f"log_agg hat {k}" for k in range(1, hats.shape[-1] + 1)]
+    return ShapeFeatures(np.concatenate(blocks, axis=-1), names)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Sparse windowed design; rows are the valid (metabolite, window) pairs in metabolite-major order.
+
+    Columns: slope of each metabolite, offset of each metabolite, one scale
+    correction per reaction, the shared shape corrections, then (optionally) one
+    additive mass-action term per reaction.
+    """
+
+    X: sparse.csr_matrix
+    y: np.ndarray
+    rows_met: np.ndarray  # metabolite of each row
+    rows_win: np.ndarray  # window of each row
+    n_met: int
+    n_rxn: int
+    n_shape: int
+
+    @property
+    def slope_cols(self) -> slice:
+        return slice(0, self.n_met)
+
+    @property
+    def offset_cols(self) -> slice:
+        return slice(self.n_met, 2 * self.n_met)
+
+    @property
+    def reaction_cols(self) -> slice:
+        return slice(2 * self.n_met, 2 * self.n_met + self.n_rxn)
+
+    @property
+    def shape_cols(self) -> slice:
+        start = 2 * self.n_met + self.n_rxn
+        return slice(start, start + self.n_shape)
+
+    @property
+    def nuisance_cols(self) -> slice:
+        """Everything but the per-metabolite slope and offset."""
+        return slice(2 * self.n_met, self.X.shape[1])
+
+
+def mass_action_monomials(conc: np.ndarray, substrates: np.ndarray) -> np.ndarray:
+    """prod_k c_k^|s_kj| per frame and reaction: the library's candidate rate law."""
+    logc = np.log(np.maximum(conc, 1e-300))
+    return np.exp(logc @ substrates) * ((conc <= 0).astype(np.float64) @ (substrates > 0) == 0)
+
+
+def _reaction_block(S: np.ndarray, per_window: np.ndarray, row_of: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+    """Columns j with entry S_ij * per_window[w, j] on row (i, w)."""
+    si, sj = np.nonzero(S)
+    rr = row_of[si].ravel()
+    rc = np.repeat(sj, per_window.shape[0])
+    rv = (S[si, sj][:, None] * per_window[:, sj].T).ravel()
+    ok = rr >= 0
+    return sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, S.shape[1]))
+
+
+def build_design(
+    target: np.ndarray,
+    conc: np.ndarray,
+    rates: np.ndarray,
+    features: ShapeFeatures,
+    S: np.ndarray,
+    starts: np.ndarray,
+    valid: np.ndarray,
+    window: int,
+    dt: float,
+    monomials: np.ndarray | None = None,
+    ramp: int = 1,
+) -> Design:
+    """Assemble the windowed regressors from per-frame rates, features and (optionally) monomials.
+
+    ``target`` and ``valid`` are (n_windows, n_metabolites).
+    """
+    n_met, n_rxn = S.shape
+    n_feat = features.values.shape[-1]
+    row_of = -np.ones((n_met, len(starts)), np.int64)
+    rows_met, rows_win = np.nonzero(valid.T)
+    n_rows = len(rows_met)
+    row_of[rows_met, rows_win] = np.arange(n_rows)
+    c_win = dt * window_sum(conc, starts, window, ramp)  # (n_win, n_met)
+    n_win = len(starts)
+    f_win = np.zeros((n_win, n_rxn, n_feat))
+    for a in range(ramp):  # windows shifted by a frames tile frames a..a+n_win*W-1
+        used = slice(a, a + n_win * window)
+        rates_w = rates[used].reshape(n_win, window, n_rxn)
+        feats_w = features.values[used].reshape(n_win, window, n_rxn, n_feat)
+        f_win += (dt / ramp) * np.einsum("wtj,wtjf->wjf", rates_w, feats_w)  # no (frames, rxns, features) temporary
+    # sum_j S_ij f_win[w, j, f] as one matrix product: (n_met, n_rxn) @ (n_rxn, n_win * n_feat)
+    shape_block = (S @ f_win.transpose(1, 0, 2).reshape(n_rxn, -1)).reshape(n_met, n_win, n_feat)
+    idx = np.arange(n_rows)
+    blocks = [
+        sparse.csr_matrix((c_win[rows_win, rows_met], (idx, rows_met)), shape=(n_rows, n_met)),
+        sparse.csr_matrix((np.full(n_rows, window * dt), (idx, rows_met)), shape=(n_rows, n_met)),
+        _reaction_block(S, dt * window_sum(rates, starts, window, ramp), row_of, n_rows),
+        sparse.csr_matrix(shape_block[rows_met, rows_win]),
+    ]
+    if monomials is not None:
+        blocks.append(_reaction_block(S, dt * window_sum(monomials, starts, window, ramp), row_of, n_rows))
+    X = sparse.hstack(blocks, format="csr")
+    return Design(X, target.T[rows_met, rows_win], rows_met, rows_win, n_met, n_rxn, n_feat)

@@ -1,0 +1,52 @@
+"""Stage 1 end to end: frozen-model residuals -> joint regression -> behavioural groups."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from sysid.config import Stage1Config
+from sysid.errors import SysidInputError
+from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+from sysid.stage1.grouping import find_groups
+from sysid.stage1.regression import HomeostasisRegression
+from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form
+from sysid.stage1.result import HomeostasisFit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Stage1Result:
+    fit: HomeostasisFit
+    regression: HomeostasisRegression
+    frozen: FrozenEvaluation
+    window: int
+
+
+def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
+    """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
+    window, ramp = integral_form(data.concentrations, cfg)
+    if data.n_frames < 3 * window + ramp:
+        raise SysidInputError(
+            f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
+            "use more frames or a smaller sysid.stage1.window"
+        )
+    log.info("stage 1 integral window: %d steps, ramp %d frames", window, ramp)
+    frozen = evaluate_frozen(model, data.concentrations)
+    reg = HomeostasisRegression(
+        window=window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
+        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
+    ).fit(data, frozen)
+    points = np.column_stack([reg.slope_, reg.offset_])
+    grouping = find_groups(
+        points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed
+    )
+    fit = HomeostasisFit(
+        slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
+        groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
+    )
+    return Stage1Result(fit, reg, frozen, window)

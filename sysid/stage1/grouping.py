@@ -1,0 +1,161 @@
+"""Behavioural groups of metabolites from their stage-1 fits, number of groups chosen by BIC.
+
+Each metabolite is a point (slope, offset) with its own 2x2 error covariance.
+The number of groups is chosen by the BIC of Gaussian mixtures fitted to the
+well-determined metabolites (standardised); every metabolite is then assigned
+by its likelihood under each group with its own covariance added, so poorly
+determined metabolites neither create groups nor pull them apart. Finally
+each estimate is pooled with its group (empirical-Bayes posterior mean):
+well-determined metabolites keep their own value, uncertain ones move to the
+group's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+from sysid.stage1.residuals import MAD_TO_SD
+
+N_INIT = 3
+MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
+MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
+RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
+
+
+@dataclass(frozen=True, eq=False)
+class Grouping:
+    labels: np.ndarray  # (n,) int 0..k-1
+    pooled: np.ndarray  # (n, 2) slope and offset pooled within the group
+    means: np.ndarray  # (k, 2)
+
+
+def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log N(x_i; mean, cov_i) for x (n, d) and covariances (n, d, d)."""
+    diff = x - mean
+    sol = np.linalg.solve(cov, diff[..., None])[..., 0]
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (np.sum(diff * sol, axis=1) + logdet + x.shape[1] * np.log(2 * np.pi))
+
+
+def choose_mixture(z: np.ndarray, max_groups: int, seed: int) -> GaussianMixture:
+    """Gaussian mixture with the lowest BIC over 1..max_groups components."""
+    best, best_bic = None, np.inf
+    for k in range(1, min(max_groups, len(z) // 2) + 1):
+        gm = GaussianMixture(k, covariance_type="full", n_init=N_INIT, random_state=seed, reg_covar=1e-6).fit(z)
+        bic = gm.bic(z)
+        if bic < best_bic:
+            best, best_bic = gm, bic
+    return best
+
+
+def _reliable(cov: np.ndarray) -> np.ndarray:
+    size = np.sqrt(np.abs(np.linalg.det(cov)))
+    return size <= RELIABLE_FACTOR * np.median(size)
+
+
+def find_groups(
+    points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0
+) -> Grouping:
+    """Group metabolites given points (n, 2) = (slope, offset) and covariances (n, 2, 2)."""
+    n = len(points)
+    finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
+    centre = np.median(points[finite], axis=0)
+    spread = np.std(points[finite], axis=0)
+    spread[spread == 0] = 1.0
+    z = (points - centre) / spread
+    z_cov = cov / np.outer(spread, spread)
+    fit_set = finite & _reliable(np.where(finite[:, None, None], cov, np.inf))
+    if fit_set.sum() < 4:
+        fit_set = finite
+    gm = choose_mixture(z[fit_set], max_groups, seed)
+    logp = np.full((n, gm.n_components), -np.inf)
+    for k in range(gm.n_components):
+        logp[finite, k] = np.log(gm.weights_[k]) + _gauss_logpdf(
+            z[finite], gm.means_[k], z_cov[finite] + gm.covariances_[k]
+        )
+    labels = _drop_small_groups(logp, min_size=min(min_group_size, max(2, n // 4)))
+    labels = np.where(finite, labels, np.argmax(gm.weights_))
+    labels = _merge_inseparable(z, labels, finite)
+    means, covs = _group_moments(z, z_cov, labels, finite)
+    pooled = _pool(z, z_cov, labels, means, covs, finite) * spread + centre
+    return _ordered(labels, pooled, means * spread + centre)
+
+
+def _robust_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD-based standard deviation per coordinate."""
+    med = np.median(z, axis=0)
+    return med, np.maximum(MAD_TO_SD * np.median(np.abs(z - med), axis=0), 1e-12)
+
+
+def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Merge the closest pair of groups while their centres are within MIN_SEPARATION robust spreads."""
+    labels = labels.copy()
+    while True:
+        groups = np.unique(labels[finite])
+        if len(groups) < 2:
+            return labels
+        moments = {g: _robust_moments(z[finite & (labels == g)]) for g in groups}
+        best, pair = np.inf, None
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                (ma, sa), (mb, sb) = moments[a], moments[b]
+                d = float(np.sqrt(np.sum((ma - mb) ** 2 / (sa**2 + sb**2))))
+                if d < best:
+                    best, pair = d, (a, b)
+        if best >= MIN_SEPARATION:
+            return labels
+        a, b = pair
+        keep, drop = (a, b) if np.sum(labels == a) >= np.sum(labels == b) else (b, a)
+        labels[labels == drop] = keep
+
+
+def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite: np.ndarray):
+    """Robust centre of each group and its intrinsic spread: the members' robust variance minus
+    their typical estimation variance (floored), so a group whose spread is all estimation noise
+    pools its members strongly to the centre. Rows indexed by label."""
+    k = labels.max() + 1
+    means, covs = np.zeros((k, z.shape[1])), np.tile(np.eye(z.shape[1]), (k, 1, 1))
+    for g in np.unique(labels):
+        member = finite & (labels == g)
+        if not member.any():
+            continue
+        med, sd = _robust_moments(z[member])
+        noise = np.median(np.diagonal(z_cov[member], axis1=1, axis2=2), axis=0)
+        means[g] = med
+        covs[g] = np.diag(np.maximum(sd**2 - noise, MIN_INTRINSIC * sd**2))
+    return means, covs
+
+
+def _drop_small_groups(logp: np.ndarray, min_size: int) -> np.ndarray:
+    """Assign by likelihood; a group with fewer than min_size members is dissolved into the others."""
+    logp = logp.copy()
+    while True:
+        labels = np.argmax(logp, axis=1)
+        alive = np.nonzero(np.isfinite(logp).any(axis=0))[0]
+        counts = np.bincount(labels, minlength=logp.shape[1])[alive]
+        if len(alive) <= 1 or counts.min() >= min_size:
+            return labels
+        logp[:, alive[np.argmin(counts)]] = -np.inf
+
+
+def _pool(z, z_cov, labels, means, covs, finite) -> np.ndarray:
+    """Posterior mean of each point under its group's Gaussian prior (robust centre and spread)."""
+    pooled = means[labels].copy()
+    prior_prec = np.linalg.inv(covs)[labels][finite]
+    own_prec = np.linalg.inv(z_cov[finite])
+    post_cov = np.linalg.inv(own_prec + prior_prec)
+    rhs = own_prec @ z[finite][..., None] + prior_prec @ means[labels][finite][..., None]
+    pooled[finite] = (post_cov @ rhs)[..., 0]
+    return pooled
+
+
+def _ordered(labels: np.ndarray, pooled: np.ndarray, means: np.ndarray) -> Grouping:
+    """Number the used groups 0..k-1 by decreasing slope (strongest regulation last)."""
+    used = np.unique(labels)
+    order = used[np.argsort(-means[used, 0])]
+    mapping = np.zeros(len(means), np.int64)
+    mapping[order] = np.arange(len(order))
+    return Grouping(mapping[labels], pooled, means[order])

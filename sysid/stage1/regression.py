@@ -1,0 +1,154 @@
+"""Stage 1 regression: per-metabolite slopes and offsets with the frozen model's errors partialled out.
+
+One joint least-squares problem over all metabolites and windows (see
+:mod:`sysid.stage1.design`): per-metabolite slope and offset, per-reaction scale
+corrections and shared shape corrections of the frozen model, solved through
+sparse normal equations. The corrections are refined by Gauss-Newton (rates
+rescaled, then refit). Standard errors come from statsmodels: each
+metabolite's windowed residual, cleaned of the fitted corrections, is an OLS
+on (integrated c_i, window length) with Newey-West (HAC) covariance; by the
+Frisch-Waugh-Lovell argument its coefficients equal the joint fit's. The
+errors are conditional on the fitted corrections.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import statsmodels.api as sm
+from scipy import linalg
+
+from sysid.config import Stage1Config
+from sysid.io.dataset import Dataset
+from sysid.stage1.design import Design, build_design, mass_action_monomials, shape_features
+from sysid.stage1.quadratic import needs_quadratic, windowed_library
+from sysid.stage1.residuals import FrozenEvaluation, compute_residuals, window_sum
+
+log = logging.getLogger(__name__)
+MIN_SCALE = 0.05
+MAX_LOG_CORRECTION = 5.0
+STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
+
+
+def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) least squares via column-scaled normal equations; unused columns get 0."""
+    Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
+    A = (Xw.T @ design.X).toarray()
+    b = Xw.T @ design.y
+    d = np.sqrt(np.diag(A))
+    used = d > 0
+    scale = 1.0 / d[used]
+    As = A[np.ix_(used, used)] * scale[:, None] * scale[None, :] + ridge * np.eye(used.sum())
+    try:
+        z = linalg.solve(As, b[used] * scale, assume_a="pos")
+    except linalg.LinAlgError:
+        z = linalg.lstsq(As, b[used] * scale)[0]
+    coef = np.zeros(A.shape[0])
+    coef[used] = z * scale
+    return coef
+
+
+def metabolite_weights(design: Design, residual: np.ndarray) -> np.ndarray:
+    """Inverse residual variance of each metabolite's rows, normalised to mean 1."""
+    n = design.n_met
+    count = np.maximum(np.bincount(design.rows_met, minlength=n), 1)
+    var = np.bincount(design.rows_met, residual**2, minlength=n) / count
+    floor = 1e-6 * max(float(np.median(var)), 1e-300)
+    w = 1.0 / np.maximum(var, floor)
+    return w / w.mean()
+
+
+class HomeostasisRegression:
+    """Joint windowed regression of the frozen model's residuals (scikit-learn style).
+
+    ``fit`` sets ``slope_``, ``offset_``, ``slope_se_``, ``offset_se_``,
+    ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``
+    and ``shape_names_``.
+    """
+
+    def __init__(self, *, window: int, ramp: int, shape_knots: int = Stage1Config.shape_knots,
+                 n_iterations: int = Stage1Config.n_iterations, hac_maxlags: int = Stage1Config.hac_maxlags,
+                 ridge: float = Stage1Config.ridge, mass_action: bool = True,
+                 sindy_threshold: float = Stage1Config.sindy_threshold):
+        self.window = window
+        self.shape_knots = shape_knots
+        self.n_iterations = n_iterations
+        self.hac_maxlags = hac_maxlags
+        self.ridge = ridge
+        self.mass_action = mass_action
+        self.sindy_threshold = sindy_threshold
+        self.ramp = ramp
+
+    def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
+        res = compute_residuals(data, frozen, self.window, self.ramp)
+        conc = data.concentrations.astype(np.float64)
+        feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
+        S = data.network.S.astype(np.float64)
+        substrates = data.network.substrates.astype(np.float64)
+        monomials = mass_action_monomials(conc, substrates) if self.mass_action else None
+
+        weights = np.ones(S.shape[0])
+
+        def linearised(state):
+            scale, shape_coef = state
+            rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
+            # windowed residual of the corrected frozen model
+            target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window,
+                                                              self.ramp)
+            design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
+                                  monomials, self.ramp)
+            w = weights[design.rows_met]
+            coef = solve_normal_equations(design, self.ridge, w)
+            return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
+
+        def step(state, design, coef, size):
+            scale, shape_coef = state
+            new_scale = scale * np.maximum(1.0 + size * coef[design.reaction_cols], MIN_SCALE)
+            return new_scale, shape_coef + size * coef[design.shape_cols]
+
+        state = (np.ones(S.shape[1]), np.zeros(feats.values.shape[-1]))
+        design, coef, rms = linearised(state)
+        log.info("stage 1 iteration 1: rms windowed residual %.3g", rms)
+        # feasible GLS: weigh each metabolite's rows by the inverse of its residual variance
+        weights = metabolite_weights(design, design.y - design.X @ coef)
+        design, coef, rms = linearised(state)
+        for it in range(1, self.n_iterations):
+            for size in STEP_SIZES:  # damped Gauss-Newton: shrink the step until the fit improves
+                trial = step(state, design, coef, size)
+                t_design, t_coef, t_rms = linearised(trial)
+                if t_rms <= rms:
+                    break
+            else:
+                break
+            state, design, coef, rms = trial, t_design, t_coef, t_rms
+            log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
+        self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
+        self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
+        self.shape_names_ = feats.names
+        self.rms_ = rms
+        self.n_rows_ = design.X.shape[0]
+        return self
+
+    def _set_per_metabolite(self, design: Design, coef: np.ndarray, conc: np.ndarray, starts: np.ndarray,
+                            dt: float) -> None:
+        """Per metabolite, on its windowed residual cleaned of the frozen-model corrections: OLS of the
+        linear law with HAC errors (statsmodels; equal to the joint fit's coefficients) and a sparse check
+        of the library (1, c, c^2) for a quadratic term (pysindy)."""
+        nuisance = np.r_[design.nuisance_cols]
+        clean = design.y - design.X[:, nuisance] @ coef[nuisance]
+        n = design.n_met
+        self.slope_, self.offset_ = np.full(n, np.nan), np.full(n, np.nan)
+        self.slope_se_, self.offset_se_ = np.full(n, np.inf), np.full(n, np.inf)
+        self.cov_ = np.tile(np.diag([np.inf, np.inf]), (n, 1, 1))  # (slope, offset) covariance per metabolite
+        self.quadratic_ = np.zeros(n, bool)
+        for i in range(n):
+            rows = np.nonzero(design.rows_met == i)[0]
+            if len(rows) < 3:
+                continue
+            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp)[design.rows_win[rows]]
+            fit = sm.OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
+            self.slope_[i], self.offset_[i] = fit.params
+            self.slope_se_[i], self.offset_se_[i] = fit.bse
+            self.cov_[i] = np.asarray(fit.cov_params())
+            self.quadratic_[i] = needs_quadratic(theta, clean[rows], self.sindy_threshold)

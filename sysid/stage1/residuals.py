@@ -1,0 +1,147 @@
+"""Residuals of the frozen reaction model: what homeostasis (and the model's errors) must explain.
+
+Single-step form: r_i(t) = y_i(t) - R_i(c(t)), with R the frozen reaction part.
+Windowed (integral) form over W Euler steps starting at t0:
+    d_i(w) = c_i(t0 + W) - c_i(t0) - dt * sum_{t=t0}^{t0+W-1} R_i(c(t))
+which needs no derivative of noisy data. With a ramp of m frames (weak form
+with a trapezoidal test function) the same identity is averaged over the m
+windows starting at t0, t0+1, ..., t0+m-1: each end of the window is then a
+mean of m noisy concentrations, and the identity stays exact for Euler data. Rows whose window touches a clamped
+zero concentration break the Euler relation and are masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.signal import savgol_filter
+
+from sysid.config import Stage1Config
+from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+
+FRAME_BATCH = 1024
+NOISE_FILTER_LENGTH = 7  # cubic Savitzky-Golay over 7 frames follows the dynamics, not the noise
+MAD_TO_SD = 1.4826  # median absolute deviation to standard deviation, for Gaussian data
+NEGLIGIBLE_NOISE = 0.1  # relative noise below this share of the reference needs no ramp
+
+
+@dataclass(frozen=True, eq=False)
+class FrozenEvaluation:
+    """The frozen model evaluated on every frame (float64)."""
+
+    rates: np.ndarray  # (n_frames + 1, n_reactions)
+    aggregate: np.ndarray  # (n_frames + 1, n_reactions), agg_j before softplus
+    reaction: np.ndarray  # (n_frames + 1, n_metabolites), sum_j S_ij v_j
+
+
+@dataclass(frozen=True, eq=False)
+class Residuals:
+    single_step: np.ndarray  # (n_frames + 1, n_metabolites): y - R
+    window: int
+    ramp: int  # frames averaged at each end (1: plain windows)
+    starts: np.ndarray  # (n_windows,) first frame of each window
+    delta: np.ndarray  # (n_windows, n_metabolites): c(t0 + W) - c(t0)
+    integrated_reaction: np.ndarray  # (n_windows, n_metabolites): dt * sum R over the window
+    valid: np.ndarray  # (n_windows, n_metabolites) bool: no clamped zero inside the window
+
+    @property
+    def windowed(self) -> np.ndarray:
+        """Windowed residual in rate units: (delta - integrated reaction) / (W dt) is not applied; raw."""
+        return self.delta - self.integrated_reaction
+
+
+@torch.no_grad()
+def evaluate_frozen(model: MetabolismModel, concentrations: np.ndarray) -> FrozenEvaluation:
+    """Rates, aggregates and reaction part of the frozen model on all frames, batched."""
+    rates, aggs, reaction = [], [], []
+    for start in range(0, len(concentrations), FRAME_BATCH):
+        c = torch.as_tensor(concentrations[start : start + FRAME_BATCH], dtype=model.dtype, device=model.device)
+        agg = model.aggregate(c)
+        v = model.rates(c, model.rate_features(c, agg))
+        rates.append(v.double().cpu())
+        aggs.append(agg.double().cpu())
+        reaction.append(model.apply_stoichiometry(v).double().cpu())
+    return FrozenEvaluation(torch.cat(rates).numpy(), torch.cat(aggs).numpy(), torch.cat(reaction).numpy())
+
+
+def estimate_noise(concentrations: np.ndarray) -> float:
+    """Measurement-noise sd of the concentrations: robust scale of what a local cubic fit leaves over."""
+    n = NOISE_FILTER_LENGTH
+    if len(concentrations) < 3 * n:
+        return 0.0
+    c = concentrations.astype(np.float64)
+    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
+    centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]  # the filter keeps part of the noise
+    return float(MAD_TO_SD * np.median(np.abs(rough)) / np.sqrt(1.0 - centre_weight))
+
+
+def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, int]:
+    """Window length and ramp for these data, from one estimate of the relative measurement noise.
+
+    Window: ``cfg.window``, or (0) one that grows from ``min_window`` in proportion to sigma / median(c),
+    since endpoint noise enters the windowed residual as sqrt(2) sigma / (W dt). Ramp: ``cfg.ramp`` when
+    the noise is measurable, else 1 (plain windows are exact for Euler data and cheaper).
+    """
+    relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
+    window = cfg.window
+    if window <= 0:
+        chosen = int(np.ceil(cfg.min_window * relative / cfg.reference_relative_noise))
+        n_frames = len(concentrations) - 1
+        window = int(min(max(chosen, cfg.min_window), cfg.max_window, max(n_frames // 3, 1)))
+    ramp = cfg.ramp if relative > NEGLIGIBLE_NOISE * cfg.reference_relative_noise else 1
+    return window, ramp
+
+
+def window_starts(n_frames: int, window: int, ramp: int = 1) -> np.ndarray:
+    """Windows of ``window`` steps every ``window`` frames, whose ramp-shifted copies end by frame n_frames."""
+    return np.arange(0, n_frames - window - ramp + 2, window)
+
+
+def window_sum(per_frame: np.ndarray, starts: np.ndarray, window: int, ramp: int = 1) -> np.ndarray:
+    """Sum over frames t0+a..t0+a+W-1 of each window (axis 0), averaged over the shifts a < ramp.
+
+    Windows come from window_starts (regular, every W frames), so each shift is one reshape.
+    """
+    n = len(starts)
+    shape = (n, window, *per_frame.shape[1:])
+    return sum(per_frame[a : a + n * window].reshape(shape).sum(axis=1) for a in range(ramp)) / ramp
+
+
+def ramp_mean(per_frame: np.ndarray, frames: np.ndarray, ramp: int) -> np.ndarray:
+    """Mean of per-frame values over frames f..f+ramp-1 for each f in ``frames``."""
+    return sum(per_frame[frames + a] for a in range(ramp)) / ramp
+
+
+def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int, ramp: int = 1) -> Residuals:
+    conc = data.concentrations.astype(np.float64)
+    starts = window_starts(data.n_frames, window, ramp)
+    zero = (data.concentrations == 0).astype(np.float64)
+    # a window is clean for metabolite i if no frame t0..t0+W+ramp-1 is a clamped zero
+    touched = window_sum(zero, starts, window, ramp) + ramp_mean(zero, starts + window, ramp)
+    return Residuals(
+        single_step=data.dcdt.astype(np.float64) - frozen.reaction,
+        window=window,
+        ramp=ramp,
+        starts=starts,
+        delta=ramp_mean(conc, starts + window, ramp) - ramp_mean(conc, starts, ramp),
+        integrated_reaction=data.delta_t * window_sum(frozen.reaction, starts, window, ramp),
+        valid=touched == 0,
+    )
+
+
+def summary(data: Dataset, frozen: FrozenEvaluation, res: Residuals, true_homeostasis: np.ndarray | None = None):
+    """Mean absolute magnitudes (rate units) of the parts of dc/dt."""
+    rows = {
+        "observed dc/dt": float(np.mean(np.abs(data.dcdt))),
+        "frozen reaction part": float(np.mean(np.abs(frozen.reaction))),
+        "single-step residual": float(np.mean(np.abs(res.single_step))),
+        f"windowed residual (W={res.window})": float(
+            np.mean(np.abs(res.windowed[res.valid])) / (res.window * data.delta_t)
+        ),
+    }
+    if true_homeostasis is not None:
+        rows["true homeostasis"] = float(np.mean(np.abs(true_homeostasis)))
+    return rows

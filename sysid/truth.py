@@ -1,0 +1,41 @@
+"""Simulated data and its ground truth: what a simulator knows and fitting code must never see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sysid.network import Network
+
+
+@dataclass(frozen=True, eq=False)
+class Truth:
+    """What the simulator knows and fitting code must never see."""
+
+    types: np.ndarray  # (n_metabolites,) int
+    lambdas: np.ndarray  # (n_types,)
+    baselines: np.ndarray  # (n_types,)
+    log_k: np.ndarray  # (n_reactions,)
+
+    @property
+    def n_types(self) -> int:
+        return len(self.lambdas)
+
+    def slopes(self) -> np.ndarray:
+        """Per-type slope of the homeostatic term, -lambda_t."""
+        return -self.lambdas
+
+    def offsets(self) -> np.ndarray:
+        """Per-type offset of the homeostatic term, lambda_t * cb_t."""
+        return self.lambdas * self.baselines
+
+
+@dataclass(frozen=True, eq=False)
+class Simulation:
+    concentrations: np.ndarray  # (n_frames + 1, n_metabolites) float32
+    dcdt: np.ndarray  # (n_frames + 1, n_metabolites) float32
+    positions: np.ndarray  # (n_metabolites, 2) float32
+    network: Network
+    truth: Truth
+    delta_t: float
