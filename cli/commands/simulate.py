@@ -13,11 +13,19 @@ from sysid.pipeline import simulate_to_folder
 def command(
     out: Annotated[Path, typer.Option("--out", help="dataset folder to create")],
     config: Annotated[Path | None, typer.Option("--config", help="YAML config (default regime if omitted)")] = None,
+    sbml: Annotated[Path | None, typer.Option("--sbml", help="SBML model as the reaction part of the truth")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     setup_logging(verbose)
     cfg = load_config(config)
+    if sbml is not None:
+        from sysid.sbml.jobs import simulate_sbml_to_folder
+
+        with progress_bar("simulating experiments", cfg.sbml.n_experiments) as update:
+            simulate_sbml_to_folder(sbml, cfg, out, force=force, progress=update)
+        done(out)
+        return
     with progress_bar("simulating", cfg.simulation.n_frames) as update:
         simulate_to_folder(cfg, out, force=force, progress=update)
     done(out)
