@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sysid.errors import SysidInputError
+
 SBML_SUFFIXES = (".xml", ".sbml")
 
 
@@ -41,3 +43,53 @@ def uses_shape_corrections(model) -> bool:
 
 def needs_time(model) -> bool:
     return bool(getattr(model, "uses_time", False))
+
+
+AUTO_TRANSIENT_FRAMES = 5  # left out at each experiment's start when there are several (perturbed starts)
+FRAME_BATCH = 4096
+
+
+def transient_frames(data, cfg) -> int:
+    """Frames left out at the start of each experiment: the config's value, or (-1) 5 with several experiments."""
+    if cfg.transient_frames >= 0:
+        return cfg.transient_frames
+    return AUTO_TRANSIENT_FRAMES if len(data.experiment_starts) > 1 else 0
+
+
+def evaluate_rate_model(model, concentrations, times=None):
+    """(rates, aggregate, reaction part) of a frozen model given by its rates, float64 numpy, batched.
+
+    The aggregate (an MLP_sub notion) is the rate itself; it is only read by shape corrections.
+    """
+    import numpy as np
+    import torch
+
+    rates, reaction = [], []
+    with torch.no_grad():
+        for start in range(0, len(concentrations), FRAME_BATCH):
+            c = torch.as_tensor(np.asarray(concentrations[start : start + FRAME_BATCH], np.float64))
+            if needs_time(model):
+                t = torch.as_tensor(np.asarray(times[start : start + FRAME_BATCH], np.float64))
+                v = model.rates(c, t)
+            else:
+                v = model.rates(c)
+            rates.append(v.double())
+            reaction.append(model.apply_stoichiometry(v).double())
+    v = torch.cat(rates).numpy()
+    return v, v, torch.cat(reaction).numpy()
+
+
+def check_species(model, data_dir) -> None:
+    """An SBML frozen model must name the dataset's species, in its order (when the dataset records them)."""
+    import json
+
+    ids = getattr(model, "species_ids", None)
+    truth = Path(data_dir) / "truth.json"
+    if ids is None or not truth.is_file():
+        return
+    recorded = json.loads(truth.read_text()).get("species_ids")
+    if recorded is not None and list(recorded) != list(ids):
+        raise SysidInputError(
+            f"the frozen model's species ({', '.join(ids[:5])}...) do not match the dataset's "
+            f"({', '.join(recorded[:5])}...): use the SBML model the dataset was simulated from"
+        )

@@ -36,8 +36,11 @@ def evaluate_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force
 
 
 def _load_pair(data: Path, model: Path, cfg: Config):
+    from sysid.frozen import check_species, load_frozen
+
     dataset = load_dataset(data)
-    net = load_checkpoint(model, cfg.graph_model.aggr_type)
+    net = load_frozen(model, cfg.graph_model.aggr_type)
+    check_species(net, data)
     check_compatible(net, dataset.network)
     return dataset, net.freeze_reactions(), load_truth(data)
 
@@ -49,9 +52,12 @@ def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, forc
 
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
-    frozen = evaluate_frozen(net, dataset.concentrations)
+    from sysid.frozen import transient_frames
+
+    frozen = evaluate_frozen(net, dataset.concentrations, dataset.times)
     window, ramp = integral_form(dataset.concentrations, cfg.sysid.stage1)
-    res = compute_residuals(dataset, frozen, window, ramp)
+    res = compute_residuals(dataset, frozen, window, ramp, skip=transient_frames(dataset, cfg.sysid.stage1),
+                            trapezoid=not dataset.euler_steps)
     table = summary(dataset, frozen, res, true_homeostasis(dataset, truth) if truth is not None else None)
     with atomic_dir(out, force) as tmp:
         write_residuals(tmp, dataset, frozen, res, truth)
@@ -87,6 +93,7 @@ def fit_to_folder(
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
         metrics["stage1_n_groups"] = float(fit.n_groups)
+        metrics["stage1_n_unidentifiable"] = float((~fit.identified).sum()) if fit.identified is not None else 0.0
         write_analysis_log(metrics, tmp / "analysis.log")
     return metrics
 

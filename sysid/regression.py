@@ -13,6 +13,7 @@ errors are conditional on the fitted corrections.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -21,8 +22,9 @@ from scipy import linalg
 
 from sysid.dataset import Dataset
 from sysid.homeostasis_form import needs_quadratic, windowed_library
+from sysid.identifiability import collinear_reactions
 from sysid.library import Design, build_design, mass_action_monomials, shape_features
-from sysid.residuals import FrozenEvaluation, compute_residuals, window_sum
+from sysid.residuals import FrozenEvaluation, compute_residuals, window_frames, window_sum
 
 log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
@@ -68,7 +70,7 @@ class HomeostasisRegression:
 
     def __init__(self, *, window: int = 10, shape_knots: int = 8, n_iterations: int = 4,
                  hac_maxlags: int = 5, ridge: float = 1e-10, mass_action: bool = True, sindy_threshold: float = 0.05,
-                 ramp: int = 1):
+                 ramp: int = 1, skip: int = 0, trapezoid: bool = False):
         self.window = window
         self.shape_knots = shape_knots
         self.n_iterations = n_iterations
@@ -77,9 +79,11 @@ class HomeostasisRegression:
         self.mass_action = mass_action
         self.sindy_threshold = sindy_threshold
         self.ramp = ramp
+        self.skip = skip  # frames left out at the start of each experiment (fast initial transients)
+        self.trapezoid = trapezoid  # quadrature of the windows (see residuals.window_sum)
 
     def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
-        res = compute_residuals(data, frozen, self.window, self.ramp)
+        res = compute_residuals(data, frozen, self.window, self.ramp, skip=self.skip, trapezoid=self.trapezoid)
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
@@ -87,15 +91,22 @@ class HomeostasisRegression:
         monomials = mass_action_monomials(conc, substrates) if self.mass_action else None
 
         weights = np.ones(S.shape[0])
+        frames = np.unique(window_frames(res.starts, self.window + self.ramp))
+        self.collinear_ = collinear_reactions(conc[frames], frozen.rates[frames], S)
+        keep = np.ones(2 * S.shape[0] + S.shape[1] + feats.values.shape[-1] + (S.shape[1] if self.mass_action else 0))
+        keep[2 * S.shape[0] : 2 * S.shape[0] + S.shape[1]] = ~self.collinear_
+        if self.collinear_.any():
+            log.info("stage 1: %d reactions have corrections collinear with [c, 1]; dropped", self.collinear_.sum())
 
         def linearised(state):
             scale, shape_coef = state
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
             target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window,
-                                                              self.ramp)
+                                                              self.ramp, self.trapezoid)
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
-                                  monomials, self.ramp)
+                                  monomials, self.ramp, self.trapezoid)
+            design = dataclasses.replace(design, X=design.X.multiply(keep[None, :]).tocsr())
             w = weights[design.rows_met]
             coef = solve_normal_equations(design, self.ridge, w)
             return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
@@ -144,7 +155,8 @@ class HomeostasisRegression:
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
                 continue
-            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp)[design.rows_win[rows]]
+            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp, self.trapezoid)
+            theta = theta[design.rows_win[rows]]
             fit = sm.OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
             self.slope_[i], self.offset_[i] = fit.params
             self.slope_se_[i], self.offset_se_[i] = fit.bse
