@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 TRUTH_MODEL_FILE = "truth_model.xml"
 RATE_CHECK_TOLERANCE = 1e-6  # compiled vs roadrunner reaction rates, relative to the largest rate
 NEGATIVE_TOLERANCE = 1e-9  # integrator round-off below zero, relative to the largest concentration
+MAX_DRAWS = 5  # initial states drawn per experiment before giving up
 NEGLIGIBLE_RATIO = 1e-3  # |homeostatic term| / turnover flux below this is warned about
 
 
@@ -66,8 +67,7 @@ def simulate_sbml(path: str | Path, cfg: SbmlConfig, progress: Callable[[int], N
     rng = np.random.default_rng(cfg.seed)
     xs, ys, ratios = [], [], []
     for k in range(cfg.n_experiments):
-        c0 = truth.baselines * np.exp(rng.normal(0.0, cfg.initial_perturbation_sd, size=len(truth.baselines)))
-        times, conc, rates = _run_experiment(rr, full, c0, cfg.n_frames, truth.delta_t, k)
+        times, conc, rates = _experiment(rr, full, truth, cfg, rng, k)
         _check_rates(full, conc, times, rates, k)
         with torch.no_grad():
             c = torch.as_tensor(conc)
@@ -98,9 +98,23 @@ def base_dcdt(model: CompiledModel, conc: np.ndarray, times: np.ndarray) -> np.n
 def _runner(xml: str):
     rr = _deps.roadrunner().RoadRunner(xml)
     rr.integrator.relative_tolerance = 1e-10
-    rr.integrator.absolute_tolerance = 1e-14
-    rr.integrator.maximum_num_steps = 200_000
+    rr.integrator.absolute_tolerance = 1e-12
+    rr.integrator.maximum_num_steps = 1_000_000
     return rr
+
+
+def _experiment(rr, model: CompiledModel, truth: HomeostasisTruth, cfg: SbmlConfig, rng, k: int):
+    """Experiment k from a perturbed initial state; a state the model cannot be integrated from (a rule
+    leaving its domain, say) is redrawn, up to MAX_DRAWS times, and the last failure is reported."""
+    for draw in range(MAX_DRAWS):
+        c0 = truth.baselines * np.exp(rng.normal(0.0, cfg.initial_perturbation_sd, size=len(truth.baselines)))
+        try:
+            return _run_experiment(rr, model, c0, cfg.n_frames, truth.delta_t, k)
+        except SysidInputError as exc:
+            if draw == MAX_DRAWS - 1:
+                raise
+            log.warning("experiment %d: initial state %d redrawn (%s)", k, draw, str(exc)[:120])
+    raise AssertionError("unreachable")
 
 
 def _run_experiment(rr, model: CompiledModel, c0: np.ndarray, n_frames: int, dt: float, k: int):
