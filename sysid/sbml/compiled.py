@@ -83,7 +83,8 @@ def compile_model(path_or_doc) -> CompiledModel:
     )
 
 
-def _names(node) -> set[str]:
+def symbol_names(node) -> set[str]:
+    """Every name (symbol or called function) in a math tree."""
     out, stack = set(), [node]
     while stack:
         n = stack.pop()
@@ -119,7 +120,7 @@ def _ordered_rules(model, constants, variables, functions) -> list[tuple[str, Co
     pending = {r.getVariable(): r for r in model.getListOfRules() if r.isAssignment()}
     ordered = []
     while pending:
-        ready = [v for v, r in pending.items() if not (_names(r.getMath()) & (set(pending) - {v}))]
+        ready = [v for v, r in pending.items() if not (symbol_names(r.getMath()) & (set(pending) - {v}))]
         if not ready:
             raise SysidInputError(f"the assignment rules for {', '.join(sorted(pending))} depend on each other in a "
                                   "cycle: break the cycle")

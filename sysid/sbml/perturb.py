@@ -13,18 +13,7 @@ import numpy as np
 
 from sysid.errors import SysidInputError
 from sysid.sbml import _deps
-
-
-def _names(math) -> set[str]:
-    out, stack = set(), [math]
-    while stack:
-        node = stack.pop()
-        if node is None:
-            continue
-        if node.isName():
-            out.add(node.getName())
-        stack.extend(node.getChild(i) for i in range(node.getNumChildren()))
-    return out
+from sysid.sbml.compiled import symbol_names as _names
 
 
 def perturb_rates(doc, sd: float, rng: np.random.Generator):
