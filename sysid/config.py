@@ -143,9 +143,12 @@ class Stage1Config:
     sindy_threshold: float = 0.05  # share of a metabolite's residual norm a c^2 term needs to be kept
     max_groups: int = 8
     min_group_size: int = 5
+    transient_frames: int = -1  # frames left out at the start of each experiment; -1: 5 if several, else 0
 
     def __post_init__(self) -> None:
         _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
+        if self.transient_frames < -1:
+            _bad("sysid.stage1.transient_frames", f"is {self.transient_frames}", "use -1 (automatic) or >= 0")
         _positive(self, "reference_relative_noise", "sindy_threshold")
         if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
             _bad("sysid.stage1", "window, ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
@@ -199,11 +202,42 @@ class SysidSection:
 
 
 @dataclass(frozen=True)
+class SbmlConfig:
+    """Ground truth from an SBML model (``sysid simulate --sbml``); see docs/sbml.md.
+
+    Times are in the model's own time unit. Empty ``lambda_per_type`` and
+    ``delta_t`` 0 are scaled to the model: lambda_t * tau and delta_t / tau take
+    fixed values, tau the median turnover time of the species at the initial state.
+    """
+
+    lambda_per_type: tuple[float, ...] = ()  # empty: auto from the turnover time
+    n_metabolite_types: int = 2
+    n_experiments: int = 4
+    initial_perturbation_sd: float = 0.3  # sd of log(c0 / model's c0)
+    n_frames: int = 2000
+    delta_t: float = 0.0  # 0: auto from the turnover time
+    measurement_noise_level: float = 0.0  # relative: c * (1 + level * N(0, 1))
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _positive(self, "n_metabolite_types", "n_experiments", "n_frames")
+        if self.lambda_per_type and len(self.lambda_per_type) != self.n_metabolite_types:
+            _bad("sbml.lambda_per_type", f"has {len(self.lambda_per_type)} values but n_metabolite_types is "
+                 f"{self.n_metabolite_types}", "give one value per type or leave it empty for the automatic scale")
+        if any(v < 0 for v in self.lambda_per_type):
+            _bad("sbml.lambda_per_type", "has a negative value", "use rates >= 0")
+        for key in ("initial_perturbation_sd", "delta_t", "measurement_noise_level"):
+            if getattr(self, key) < 0:
+                _bad(f"sbml.{key}", "is negative", "use a value >= 0")
+
+
+@dataclass(frozen=True)
 class Config:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     graph_model: GraphModelConfig = field(default_factory=GraphModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sysid: SysidSection = field(default_factory=SysidSection)
+    sbml: SbmlConfig = field(default_factory=SbmlConfig)
 
     def replace(self, section: str, **changes) -> Config:
         """A copy with some keys of one section changed (validated)."""
@@ -304,6 +338,7 @@ _SECTION_NAMES = {
     Phase1Config: "sysid.phase1",
     Stage1Config: "sysid.stage1",
     RefineConfig: "sysid.refine",
+    SbmlConfig: "sbml",
 }
 
 

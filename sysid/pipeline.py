@@ -14,6 +14,7 @@ from pathlib import Path
 from sysid.config import Config
 from sysid.errors import SysidInputError
 from sysid.evaluation.metrics import rate_constants_r2, refine_metrics, stage1_metrics
+from sysid.frozen import FrozenModel, check_species, load_frozen, transient_frames
 from sysid.io.atomic import atomic_dir, atomic_file, check_writable
 from sysid.io.checkpoint import check_compatible, load_checkpoint
 from sysid.io.dataset import Dataset, load_dataset, load_truth, write_dataset
@@ -60,9 +61,10 @@ def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, forc
     """residuals.npz, a summary of magnitudes and trace plots; returns the summary."""
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
-    frozen = evaluate_frozen(net, dataset.concentrations)
+    frozen = evaluate_frozen(net, dataset.concentrations, dataset.times)
     window, ramp = integral_form(dataset.concentrations, cfg.sysid.stage1)
-    res = compute_residuals(dataset, frozen, window, ramp)
+    res = compute_residuals(dataset, frozen, window, ramp, skip=transient_frames(dataset, cfg.sysid.stage1),
+                            trapezoid=not dataset.euler_steps)
     table = summary(dataset, frozen, res, true_homeostasis(dataset, truth) if truth is not None else None)
     with atomic_dir(out, force) as tmp:
         write_residuals(tmp, dataset, frozen, res, truth)
@@ -78,6 +80,9 @@ def fit_to_folder(
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
     if refine_stage:
+        if not isinstance(net, MetabolismModel):
+            raise SysidInputError("--refine needs a MetabolismGraph checkpoint as --model: SBML frozen models "
+                                  "support stage 1 only so far; drop --refine")
         check_rollout_length(dataset.n_frames, cfg.training.homeostasis_time_step)
     fit = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed).fit
     metrics: dict[str, float] = {}
@@ -95,6 +100,7 @@ def fit_to_folder(
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
         metrics["stage1_n_groups"] = float(fit.n_groups)
+        metrics["stage1_n_unidentifiable"] = float((~fit.identified).sum()) if fit.identified is not None else 0.0
         write_analysis_log(metrics, tmp / ANALYSIS_LOG)
     return metrics
 
@@ -141,9 +147,10 @@ def _require_truth(truth: Truth | None, data: Path, purpose: str) -> Truth:
     return truth
 
 
-def _load_pair(data: Path, model: Path, cfg: Config) -> tuple[Dataset, MetabolismModel, Truth | None]:
+def _load_pair(data: Path, model: Path, cfg: Config) -> tuple[Dataset, FrozenModel, Truth | None]:
     dataset = load_dataset(data)
-    net = load_checkpoint(model, cfg.graph_model.aggr_type)
+    net = load_frozen(model, cfg.graph_model.aggr_type)
+    check_species(net, data)
     check_compatible(net, dataset.network)
     return dataset, net.freeze_reactions(), load_truth(data)
 
@@ -171,3 +178,33 @@ def _phase1_summary(result: Phase1Result, data: Path, from_truth: bool, log_k_no
     if truth is not None:
         out["rate_constants_R2"] = rate_constants_r2(result.model, truth.log_k)
     return out
+
+
+# --- SBML models (the sbml extra: python-libsbml, libroadrunner) ---------------------------------
+
+
+def simulate_sbml_to_folder(model: Path, cfg: Config, out: Path, *, force: bool = False,
+                            progress: Callable[[int], None] | None = None) -> Path:
+    """``sysid simulate --sbml``: experiments of a homeostatic SBML model simulated by libroadrunner."""
+    from sysid.sbml.simulate import simulate_sbml, write_sbml_dataset
+
+    check_writable(Path(out), force)
+    sim = simulate_sbml(model, cfg.sbml, progress)
+    with atomic_dir(out, force) as tmp:
+        write_sbml_dataset(sim, tmp)
+    return Path(out)
+
+
+def perturb_to_file(model: Path, out: Path, *, rate_noise: float | None, param_noise: float | None, seed: int,
+                    force: bool = False) -> Path:
+    """``sysid perturb``: a frozen SBML model with a controlled error, checked to compile."""
+    from sysid.sbml.compiled import compile_model
+    from sysid.sbml.perturb import perturb, write_document
+    from sysid.sbml.reader import read_document
+
+    check_writable(Path(out), force)
+    doc = perturb(read_document(model), rate_noise=rate_noise, param_noise=param_noise, seed=seed)
+    compile_model(doc)  # the result must still be a model sysid can use
+    with atomic_file(out, force) as tmp:
+        write_document(doc, tmp)
+    return Path(out)

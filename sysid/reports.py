@@ -57,6 +57,7 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
         "metabolite": np.arange(len(fit.slope)), "slope": fit.slope, "slope_se": fit.slope_se,
         "offset": fit.offset, "offset_se": fit.offset_se, "group": fit.groups,
         "raw_slope": fit.raw_slope, "raw_offset": fit.raw_offset, "quadratic_term": fit.quadratic,
+        "identified": fit.identified,
     }
     columns = {k: v for k, v in columns.items() if v is not None}
     with open(out / "fits.csv", "w", newline="") as fh:

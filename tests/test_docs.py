@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-TUTORIALS = ("quickstart.md", "bring_your_own.md", "robustness.md")
+TUTORIALS = ("quickstart.md", "bring_your_own.md", "robustness.md", "sbml.md")
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 RUNNERS = {"bash": ["bash", "-euo", "pipefail", "-c"], "python": [sys.executable, "-c"]}
 
@@ -33,6 +33,7 @@ def test_tutorial_runs(doc, tmp_path):
     blocks = code_blocks(DOCS / doc)
     assert blocks, f"{doc} has no runnable block"
     shutil.copytree(ROOT / "benchmarks", tmp_path / "benchmarks", ignore=shutil.ignore_patterns("results"))
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = {**os.environ, "MPLBACKEND": "Agg", "SYSID_CACHE": str(tmp_path / "cache"), "CUDA_VISIBLE_DEVICES": ""}
     for n, (lang, src) in enumerate(blocks, 1):
         proc = subprocess.run([*RUNNERS[lang], src], cwd=tmp_path, env=env, capture_output=True, text=True,

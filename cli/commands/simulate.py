@@ -13,13 +13,19 @@ from ..common import done, progress_bar, setup_logging
 def command(
     out: Annotated[Path, typer.Option("--out", help="dataset folder to create")],
     config: Annotated[Path | None, typer.Option("--config", help="YAML config (default regime if omitted)")] = None,
+    sbml: Annotated[Path | None, typer.Option("--sbml", help="SBML model as the reaction part of the truth")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     setup_logging(verbose)
-    from sysid.pipeline import simulate_to_folder  # imported here: `sysid --help` stays light
+    from sysid.pipeline import simulate_sbml_to_folder, simulate_to_folder  # imported here: `sysid --help` stays light
 
     cfg = load_config(config)
+    if sbml is not None:
+        with progress_bar("simulating experiments", cfg.sbml.n_experiments) as update:
+            simulate_sbml_to_folder(sbml, cfg, out, force=force, progress=update)
+        done(out)
+        return
     with progress_bar("simulating", cfg.simulation.n_frames) as update:
         simulate_to_folder(cfg, out, force=force, progress=update)
     done(out)

@@ -34,6 +34,15 @@ class Dataset:
     positions: np.ndarray  # (n_metabolites, 2)
     network: Network
     delta_t: float
+    experiment_starts: tuple[int, ...] = (0,)  # first frame of each experiment (x_list_k) in the arrays
+    euler_steps: bool = True  # x[t+1] = max(x[t] + dt y[t], 0): frames are Euler steps (else a continuous record)
+
+    @property
+    def times(self) -> np.ndarray:
+        """Time of each frame since the start of its experiment."""
+        frame = np.arange(len(self.concentrations))
+        first = np.asarray(self.experiment_starts)[np.searchsorted(self.experiment_starts, frame, side="right") - 1]
+        return (frame - first) * self.delta_t
 
     @property
     def n_frames(self) -> int:
@@ -118,10 +127,30 @@ def load_dataset(folder: str | Path) -> Dataset:
     x = _load_npy(_require(folder, X_FILE))
     y = _load_npy(_require(folder, Y_FILE))
     _check_arrays(x, y, folder)
-    conc = np.ascontiguousarray(x[:, :, CONC_COL])
-    dcdt = np.ascontiguousarray(y[:, :, 0])
+    xs, ys = [x], [y]
+    for k in range(1, 10**6):  # further experiments: x_list_1.npy, y_list_1.npy, ...
+        if not (folder / f"x_list_{k}.npy").is_file():
+            break
+        xs.append(_load_npy(folder / f"x_list_{k}.npy"))
+        ys.append(_load_npy(_require(folder, f"y_list_{k}.npy")))
+        _check_arrays(xs[-1], ys[-1], folder)
+        if xs[-1].shape[1] != x.shape[1]:
+            raise SysidInputError(f"{folder}/x_list_{k}.npy has {xs[-1].shape[1]} metabolites but x_list_0.npy has "
+                                  f"{x.shape[1]}: every experiment must record the same metabolites")
+    starts = tuple(int(s) for s in np.cumsum([0] + [len(a) for a in xs[:-1]]))
+    conc = np.ascontiguousarray(np.concatenate([a[:, :, CONC_COL] for a in xs]))
+    dcdt = np.ascontiguousarray(np.concatenate([a[:, :, 0] for a in ys]))
     network = _load_network(folder, conc.shape[1])
-    return Dataset(conc, dcdt, np.ascontiguousarray(x[0, :, 1:3]), network, _delta_t(folder, conc, dcdt))
+    dt = _delta_t(folder, conc[: len(x)], dcdt[: len(x)])
+    euler = all(_euler_steps(a[:, :, CONC_COL], b[:, :, 0], dt) for a, b in zip(xs, ys, strict=True))
+    return Dataset(conc, dcdt, np.ascontiguousarray(x[0, :, 1:3]), network, dt, starts, euler)
+
+
+def _euler_steps(conc: np.ndarray, dcdt: np.ndarray, dt: float) -> bool:
+    """True if (nearly) every frame is the clamped Euler step of the previous one, as simulators write them."""
+    step = np.maximum(conc[:-1] + np.float32(dt) * dcdt[:-1], 0)
+    tol = 1e-5 * max(float(np.abs(conc).max()), 1e-30)
+    return bool(np.mean(np.abs(conc[1:] - step) <= tol) >= 0.99)
 
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, folder: Path) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from sysid.network import Network
-from sysid.stage1.residuals import window_sum
+from sysid.stage1.residuals import window_frames, window_sum
 
 LOG_EPS = 1e-3
 
@@ -144,6 +144,7 @@ def build_design(
     dt: float,
     monomials: np.ndarray | None = None,
     ramp: int = 1,
+    trapezoid: bool = False,
 ) -> Design:
     """Assemble the windowed regressors from per-frame rates, features and (optionally) monomials.
 
@@ -155,24 +156,27 @@ def build_design(
     rows_met, rows_win = np.nonzero(valid.T)
     n_rows = len(rows_met)
     row_of[rows_met, rows_win] = np.arange(n_rows)
-    c_win = dt * window_sum(conc, starts, window, ramp)  # (n_win, n_met)
+    c_win = dt * window_sum(conc, starts, window, ramp, trapezoid)  # (n_win, n_met)
     n_win = len(starts)
     f_win = np.zeros((n_win, n_rxn, n_feat))
-    for a in range(ramp):  # windows shifted by a frames tile frames a..a+n_win*W-1
-        used = slice(a, a + n_win * window)
-        rates_w = rates[used].reshape(n_win, window, n_rxn)
-        feats_w = features.values[used].reshape(n_win, window, n_rxn, n_feat)
+    frames = window_frames(starts, window)
+    for a in range(ramp):  # windows shifted by a frames
+        rates_w, feats_w = rates[frames + a], features.values[frames + a]
         f_win += (dt / ramp) * np.einsum("wtj,wtjf->wjf", rates_w, feats_w)  # no (frames, rxns, features) temporary
+        if trapezoid:
+            end, begin = starts + a + window, starts + a
+            f_win += (0.5 * dt / ramp) * (rates[end][..., None] * features.values[end]
+                                          - rates[begin][..., None] * features.values[begin])
     # sum_j S_ij f_win[w, j, f] as one matrix product: (n_met, n_rxn) @ (n_rxn, n_win * n_feat)
     shape_block = (S @ f_win.transpose(1, 0, 2).reshape(n_rxn, -1)).reshape(n_met, n_win, n_feat)
     idx = np.arange(n_rows)
     blocks = [
         sparse.csr_matrix((c_win[rows_win, rows_met], (idx, rows_met)), shape=(n_rows, n_met)),
         sparse.csr_matrix((np.full(n_rows, window * dt), (idx, rows_met)), shape=(n_rows, n_met)),
-        _reaction_block(S, dt * window_sum(rates, starts, window, ramp), row_of, n_rows),
+        _reaction_block(S, dt * window_sum(rates, starts, window, ramp, trapezoid), row_of, n_rows),
         sparse.csr_matrix(shape_block[rows_met, rows_win]),
     ]
     if monomials is not None:
-        blocks.append(_reaction_block(S, dt * window_sum(monomials, starts, window, ramp), row_of, n_rows))
+        blocks.append(_reaction_block(S, dt * window_sum(monomials, starts, window, ramp, trapezoid), row_of, n_rows))
     X = sparse.hstack(blocks, format="csr")
     return Design(X, target.T[rows_met, rows_win], rows_met, rows_win, n_met, n_rxn, n_feat)

@@ -9,9 +9,11 @@ import numpy as np
 
 from sysid.config import Stage1Config
 from sysid.errors import SysidInputError
+from sysid.frozen import transient_frames, uses_shape_corrections
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.grouping import find_groups
+from sysid.stage1.identifiability import unidentified_species
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form
 from sysid.stage1.result import HomeostasisFit
@@ -36,11 +38,18 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
             "use more frames or a smaller sysid.stage1.window"
         )
     log.info("stage 1 integral window: %d steps, ramp %d frames", window, ramp)
-    frozen = evaluate_frozen(model, data.concentrations)
+    frozen = evaluate_frozen(model, data.concentrations, data.times)
+    shape = uses_shape_corrections(model)
+    skip = transient_frames(data, cfg)
     reg = HomeostasisRegression(
-        window=window, shape_knots=cfg.shape_knots, n_iterations=cfg.n_iterations,
+        window=window, shape_knots=cfg.shape_knots if shape else 0, n_iterations=cfg.n_iterations,
         hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
+        mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
     ).fit(data, frozen)
+    identified = ~unidentified_species(data.network.S, reg.collinear_)
+    for i in np.nonzero(~identified)[0]:
+        log.warning("metabolite %d: homeostasis not identifiable (a reaction it takes part in is a constant feed or "
+                    "first-order sink whose error is collinear with [c, 1]); its fit is not reported as known", i)
     points = np.column_stack([reg.slope_, reg.offset_])
     grouping = find_groups(
         points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed
@@ -48,5 +57,6 @@ def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed
     fit = HomeostasisFit(
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
         groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
+        identified=identified,
     )
     return Stage1Result(fit, reg, frozen, window)

@@ -21,11 +21,12 @@ DEGREE = 2
 LINEAR_TERMS = (0, 1)  # constant and c: never thresholded
 
 
-def windowed_library(conc: np.ndarray, starts: np.ndarray, window: int, dt: float, ramp: int = 1) -> np.ndarray:
+def windowed_library(conc: np.ndarray, starts: np.ndarray, window: int, dt: float, ramp: int = 1,
+                     trapezoid: bool = False) -> np.ndarray:
     """dt * sum over each (ramped) window of (1, c, c^2): (n_windows, 3)."""
     library = ps.PolynomialLibrary(degree=DEGREE, include_bias=True)
     per_frame = library.fit_transform(conc.reshape(-1, 1).astype(np.float64))
-    return dt * window_sum(np.asarray(per_frame), starts, window, ramp)
+    return dt * window_sum(np.asarray(per_frame), starts, window, ramp, trapezoid)
 
 
 def needs_quadratic(theta: np.ndarray, target: np.ndarray, threshold: float) -> bool:

@@ -13,6 +13,7 @@ errors are conditional on the fitted corrections.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -22,8 +23,9 @@ from scipy import linalg
 from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
 from sysid.stage1.design import Design, build_design, mass_action_monomials, shape_features
+from sysid.stage1.identifiability import collinear_reactions
 from sysid.stage1.quadratic import needs_quadratic, windowed_library
-from sysid.stage1.residuals import FrozenEvaluation, compute_residuals, window_sum
+from sysid.stage1.residuals import FrozenEvaluation, compute_residuals, window_frames, window_sum
 
 log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
@@ -70,7 +72,7 @@ class HomeostasisRegression:
     def __init__(self, *, window: int, ramp: int, shape_knots: int = Stage1Config.shape_knots,
                  n_iterations: int = Stage1Config.n_iterations, hac_maxlags: int = Stage1Config.hac_maxlags,
                  ridge: float = Stage1Config.ridge, mass_action: bool = True,
-                 sindy_threshold: float = Stage1Config.sindy_threshold):
+                 sindy_threshold: float = Stage1Config.sindy_threshold, skip: int = 0, trapezoid: bool = False):
         self.window = window
         self.shape_knots = shape_knots
         self.n_iterations = n_iterations
@@ -79,9 +81,11 @@ class HomeostasisRegression:
         self.mass_action = mass_action
         self.sindy_threshold = sindy_threshold
         self.ramp = ramp
+        self.skip = skip  # frames left out at the start of each experiment (fast initial transients)
+        self.trapezoid = trapezoid  # quadrature of the windows (see residuals.window_sum)
 
     def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
-        res = compute_residuals(data, frozen, self.window, self.ramp)
+        res = compute_residuals(data, frozen, self.window, self.ramp, skip=self.skip, trapezoid=self.trapezoid)
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
@@ -89,15 +93,22 @@ class HomeostasisRegression:
         monomials = mass_action_monomials(conc, substrates) if self.mass_action else None
 
         weights = np.ones(S.shape[0])
+        frames = np.unique(window_frames(res.starts, self.window + self.ramp))
+        self.collinear_ = collinear_reactions(conc[frames], frozen.rates[frames], S)
+        keep = np.ones(2 * S.shape[0] + S.shape[1] + feats.values.shape[-1] + (S.shape[1] if self.mass_action else 0))
+        keep[2 * S.shape[0] : 2 * S.shape[0] + S.shape[1]] = ~self.collinear_
+        if self.collinear_.any():
+            log.info("stage 1: %d reactions have corrections collinear with [c, 1]; dropped", self.collinear_.sum())
 
         def linearised(state):
             scale, shape_coef = state
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
             target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window,
-                                                              self.ramp)
+                                                              self.ramp, self.trapezoid)
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
-                                  monomials, self.ramp)
+                                  monomials, self.ramp, self.trapezoid)
+            design = dataclasses.replace(design, X=design.X.multiply(keep[None, :]).tocsr())
             w = weights[design.rows_met]
             coef = solve_normal_equations(design, self.ridge, w)
             return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
@@ -146,7 +157,8 @@ class HomeostasisRegression:
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
                 continue
-            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp)[design.rows_win[rows]]
+            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp, self.trapezoid)
+            theta = theta[design.rows_win[rows]]
             fit = sm.OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
             self.slope_[i], self.offset_[i] = fit.params
             self.slope_se_[i], self.offset_se_[i] = fit.bse

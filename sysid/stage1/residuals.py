@@ -54,8 +54,16 @@ class Residuals:
 
 
 @torch.no_grad()
-def evaluate_frozen(model: MetabolismModel, concentrations: np.ndarray) -> FrozenEvaluation:
-    """Rates, aggregates and reaction part of the frozen model on all frames, batched."""
+def evaluate_frozen(model: MetabolismModel, concentrations: np.ndarray, times: np.ndarray | None = None
+                    ) -> FrozenEvaluation:
+    """Rates, aggregates and reaction part of the frozen model on all frames, batched.
+
+    Any frozen model of :mod:`sysid.frozen` is accepted; ``times`` (per frame) reach models whose laws read time.
+    """
+    if not isinstance(model, MetabolismModel):
+        from sysid.frozen import evaluate_rate_model
+
+        return FrozenEvaluation(*evaluate_rate_model(model, concentrations, times))
     rates, aggs, reaction = [], [], []
     for start in range(0, len(concentrations), FRAME_BATCH):
         c = torch.as_tensor(concentrations[start : start + FRAME_BATCH], dtype=model.dtype, device=model.device)
@@ -95,19 +103,32 @@ def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, i
     return window, ramp
 
 
-def window_starts(n_frames: int, window: int, ramp: int = 1) -> np.ndarray:
-    """Windows of ``window`` steps every ``window`` frames, whose ramp-shifted copies end by frame n_frames."""
-    return np.arange(0, n_frames - window - ramp + 2, window)
+def window_starts(n_frames: int, window: int, ramp: int = 1, experiment_starts=(0,), skip: int = 0) -> np.ndarray:
+    """Windows of ``window`` steps every ``window`` frames, whose ramp-shifted copies end by the last frame of
+    their experiment: a window never straddles two experiments. The first ``skip`` frames of each are left out."""
+    bounds = [*experiment_starts, n_frames + 1]
+    parts = [np.arange(s + skip, e - 1 - window - ramp + 2, window)
+             for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
+    return np.concatenate(parts).astype(np.int64)
 
 
-def window_sum(per_frame: np.ndarray, starts: np.ndarray, window: int, ramp: int = 1) -> np.ndarray:
+def window_frames(starts: np.ndarray, window: int) -> np.ndarray:
+    """Frame indices t0..t0+W-1 of each window: (n_windows, W)."""
+    return np.asarray(starts)[:, None] + np.arange(window)[None, :]
+
+
+def window_sum(per_frame: np.ndarray, starts: np.ndarray, window: int, ramp: int = 1,
+               trapezoid: bool = False) -> np.ndarray:
     """Sum over frames t0+a..t0+a+W-1 of each window (axis 0), averaged over the shifts a < ramp.
 
-    Windows come from window_starts (regular, every W frames), so each shift is one reshape.
+    With ``trapezoid`` the trapezoidal rule (half weights on frames t0+a and t0+a+W): exact to O(dt^2) for
+    data recorded from a continuous trajectory; the plain sum is exact for Euler-stepped data.
     """
-    n = len(starts)
-    shape = (n, window, *per_frame.shape[1:])
-    return sum(per_frame[a : a + n * window].reshape(shape).sum(axis=1) for a in range(ramp)) / ramp
+    frames = window_frames(starts, window)
+    total = sum(per_frame[frames + a].sum(axis=1) for a in range(ramp))
+    if trapezoid:
+        total = total + sum(0.5 * (per_frame[starts + a + window] - per_frame[starts + a]) for a in range(ramp))
+    return total / ramp
 
 
 def ramp_mean(per_frame: np.ndarray, frames: np.ndarray, ramp: int) -> np.ndarray:
@@ -115,9 +136,11 @@ def ramp_mean(per_frame: np.ndarray, frames: np.ndarray, ramp: int) -> np.ndarra
     return sum(per_frame[frames + a] for a in range(ramp)) / ramp
 
 
-def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int, ramp: int = 1) -> Residuals:
+def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int, ramp: int = 1, *, skip: int = 0,
+                      trapezoid: bool = False) -> Residuals:
+    """Windowed residuals of each experiment of the dataset (first ``skip`` frames of each left out)."""
     conc = data.concentrations.astype(np.float64)
-    starts = window_starts(data.n_frames, window, ramp)
+    starts = window_starts(data.n_frames, window, ramp, data.experiment_starts, skip)
     zero = (data.concentrations == 0).astype(np.float64)
     # a window is clean for metabolite i if no frame t0..t0+W+ramp-1 is a clamped zero
     touched = window_sum(zero, starts, window, ramp) + ramp_mean(zero, starts + window, ramp)
@@ -127,7 +150,7 @@ def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int, ramp
         ramp=ramp,
         starts=starts,
         delta=ramp_mean(conc, starts + window, ramp) - ramp_mean(conc, starts, ramp),
-        integrated_reaction=data.delta_t * window_sum(frozen.reaction, starts, window, ramp),
+        integrated_reaction=data.delta_t * window_sum(frozen.reaction, starts, window, ramp, trapezoid),
         valid=touched == 0,
     )
 

@@ -22,6 +22,7 @@ class HomeostasisFit:
     raw_slope: np.ndarray | None = None  # per-metabolite estimates before pooling within groups
     raw_offset: np.ndarray | None = None
     quadratic: np.ndarray | None = None  # bool: the sparse library check kept a c^2 term
+    identified: np.ndarray | None = None  # bool: the data can separate this homeostasis from the model's errors
 
     @property
     def n_groups(self) -> int:
