@@ -25,6 +25,11 @@ EDGE_BUFFERS = (
 LOG_FLOOR = 1e-8
 
 
+def linear_layers(net: nn.Module) -> list[nn.Linear]:
+    """The Linear layers of an MLP, in order."""
+    return [layer for layer in net.modules() if isinstance(layer, nn.Linear)]
+
+
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Alternating Linear and Tanh, no activation after the last Linear."""
     layers: list[nn.Module] = []
@@ -37,6 +42,19 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 class MetabolismModel(nn.Module):
     """Frozen-able reaction part (log_k, MLP_sub, sto_all) plus MLP_node and embeddings a."""
+
+    met_sub: torch.Tensor
+    rxn_sub: torch.Tensor
+    met_all: torch.Tensor
+    rxn_all: torch.Tensor
+    sub_to_all: torch.Tensor
+    n_sub_per_rxn: torch.Tensor
+    met_prod: torch.Tensor
+    rxn_prod: torch.Tensor
+    prod_indices: torch.Tensor
+    n_prod_per_rxn: torch.Tensor
+    substrate_func: nn.Sequential
+    node_func: nn.Sequential
 
     def __init__(self, network: Network, arch: GraphModelConfig, generator: torch.Generator | None = None):
         super().__init__()

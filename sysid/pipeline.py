@@ -79,16 +79,16 @@ def fit_to_folder(
     """Stage 1 (and stage 2 with ``refine_stage``): fits.csv, groups.json, analysis.log, figures."""
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
+    if refine_stage and not isinstance(net, MetabolismModel):
+        raise SysidInputError("--refine needs a MetabolismGraph checkpoint as --model: SBML frozen models "
+                              "support stage 1 only so far; drop --refine")
     if refine_stage:
-        if not isinstance(net, MetabolismModel):
-            raise SysidInputError("--refine needs a MetabolismGraph checkpoint as --model: SBML frozen models "
-                                  "support stage 1 only so far; drop --refine")
         check_rollout_length(dataset.n_frames, cfg.training.homeostasis_time_step)
     fit = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed).fit
     metrics: dict[str, float] = {}
     with atomic_dir(out, force) as tmp:
         write_fits(tmp, fit, truth)
-        if refine_stage:
+        if refine_stage and isinstance(net, MetabolismModel):
             result = refine(net, dataset, fit, options=cfg.refine_options(), seed=cfg.training.seed,
                             progress=progress)
             eps = cfg.training.cluster_distance_threshold
@@ -98,7 +98,8 @@ def fit_to_folder(
             metrics.update(both.get("kept", {}))
         if truth is not None:
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
-            metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
+            if isinstance(net, MetabolismModel):
+                metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
         metrics["stage1_n_groups"] = float(fit.n_groups)
         metrics["stage1_n_unidentifiable"] = float((~fit.identified).sum()) if fit.identified is not None else 0.0
         write_analysis_log(metrics, tmp / ANALYSIS_LOG)

@@ -59,12 +59,12 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
         "raw_slope": fit.raw_slope, "raw_offset": fit.raw_offset, "quadratic_term": fit.quadratic,
         "identified": fit.identified,
     }
-    columns = {k: v for k, v in columns.items() if v is not None}
+    table = {k: np.asarray(v) for k, v in columns.items() if v is not None}
     with open(out / "fits.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(list(columns))
+        w.writerow(list(table))
         for i in range(len(fit.slope)):
-            w.writerow([_cell(v[i]) for v in columns.values()])
+            w.writerow([_cell(v[i]) for v in table.values()])
     g_slope, g_offset = fit.group_means()
     groups = {
         "n_groups": fit.n_groups,

@@ -1,9 +1,11 @@
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from sysid.config import GraphModelConfig
+from sysid.config import GraphModelConfig, SimulationConfig
 from sysid.errors import SysidInputError
 from sysid.io.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from sysid.io.dataset import load_dataset
@@ -111,3 +113,25 @@ def test_metabolismgraph_checkpoint_loads_as_it_is():
     c = data.concentrations[7]
     got = model(torch.as_tensor(c)).detach().double().numpy()
     np.testing.assert_allclose(got, reference_dcdt(model, c.astype(np.float64)), rtol=2e-4, atol=1e-6)
+
+
+
+def test_gradients_of_the_forward_pass_are_exact_in_float64():
+    """torch.autograd.gradcheck of dc/dt with respect to the concentrations and to every parameter."""
+    from sysid.simulation.random_network import random_network
+
+    net = random_network(SimulationConfig(n_metabolites=6, n_reactions=5, max_metabolites_per_reaction=2),
+                         np.random.default_rng(2))
+    arch = GraphModelConfig(hidden_dim_sub=4, n_layers_sub=3, hidden_dim_node=3, n_layers_node=2)
+    c = torch.rand(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 4 + 0.5
+    for aggr in ("mul", "add"):
+        model = MetabolismModel(net, dataclasses.replace(arch, aggr_type=aggr), torch.Generator().manual_seed(0))
+        model = model.double()
+        assert torch.autograd.gradcheck(model, (c.clone().requires_grad_(True),))
+        names = [n for n, p in model.named_parameters() if n != "sto_all"]
+
+        def dcdt(*values, model=model, names=names):
+            return torch.func.functional_call(model, dict(zip(names, values, strict=True)), (c,))
+
+        start = tuple(model.get_parameter(n).detach().clone().requires_grad_(True) for n in names)
+        assert torch.autograd.gradcheck(dcdt, start)

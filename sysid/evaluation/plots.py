@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -14,7 +15,7 @@ from sysid.curves import SWEEP  # noqa: E402
 from sysid.truth import Truth  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path | BinaryIO) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -55,7 +56,7 @@ def embeddings(a: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Non
     _save(fig, path)
 
 
-def loss_curves(curves: dict[str, list[float]], path: Path, ylabel: str = "loss",
+def loss_curves(curves: dict[str, list[float]], path: Path | BinaryIO, ylabel: str = "loss",
                 steps: dict[str, list[int]] | None = None) -> None:
     """One line per curve; x is 1..n unless ``steps`` gives a curve's own step numbers."""
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -10,6 +10,7 @@ import torch
 
 from sysid.config import GraphModelConfig
 from sysid.errors import SysidInputError
+from sysid.frozen import FrozenModel
 from sysid.io.safe_load import torch_load
 from sysid.model import EDGE_BUFFERS, MetabolismModel
 from sysid.network import Network
@@ -74,7 +75,7 @@ def save_checkpoint(model: MetabolismModel, path: str | Path) -> None:
     torch.save({"model_state_dict": state}, Path(path))
 
 
-def check_compatible(model: MetabolismModel, network: Network, where: str = "checkpoint") -> None:
+def check_compatible(model: FrozenModel, network: Network, where: str = "checkpoint") -> None:
     """The checkpoint must describe the dataset's network."""
     if model.n_metabolites != network.n_metabolites or model.n_reactions != network.n_reactions:
         raise SysidInputError(

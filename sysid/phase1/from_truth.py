@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sysid.config import GraphModelConfig
-from sysid.model import MetabolismModel, mlp
+from sysid.model import MetabolismModel, linear_layers, mlp
 from sysid.network import Network
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ N_CORRECTION_POINTS = 200
 
 def zero_node(model: MetabolismModel) -> MetabolismModel:
     """Hold MLP_node at zero: zero its last layer and stop its gradients."""
-    last = model.node_func[-1]
+    last = linear_layers(model.node_func)[-1]
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()
@@ -86,15 +86,11 @@ def _c_max(concentrations: np.ndarray | None) -> float:
     return max(float(np.max(concentrations)), 1.0)
 
 
-def linears(mlp: nn.Sequential) -> list[nn.Linear]:
-    return [layer for layer in mlp if isinstance(layer, nn.Linear)]
-
-
 def build_mass_action(
     mlp: nn.Sequential, c_max: float, samples: dict[float, np.ndarray], generator: torch.Generator
 ) -> None:
     """Set ``mlp`` (input [c, s]) to MSG_SCALE * c**s for s = 1 and, fitted, for the coefficients of ``samples``."""
-    layers = linears(mlp)
+    layers = linear_layers(mlp)
     eps = LINEAR_INPUT / c_max
     with torch.no_grad():
         for layer in layers:
@@ -144,7 +140,7 @@ def _fit_correction(
     opt.step(closure)
     rms = float(closure().detach().sqrt())
     log.info("MLP_sub correction for coefficients %s: relative rms %.2e", list(samples), rms)
-    small = linears(net.float())
+    small = linear_layers(net.float())
     with torch.no_grad():
         small[-1].weight.mul_(MSG_SCALE * scale)
     _embed_pair(layers, small, width)
@@ -167,11 +163,11 @@ def _correction_samples(coefs: list[float], network: Network, concentrations: np
 def _scaled_mlp(sizes: list[int], c_max: float, generator: torch.Generator) -> nn.Sequential:
     net = mlp(sizes)
     with torch.no_grad():
-        for layer in linears(net):
+        for layer in linear_layers(net):
             bound = 1.0 / layer.in_features**0.5
             layer.weight.uniform_(-bound, bound, generator=generator)
             layer.bias.uniform_(-bound, bound, generator=generator)
-        linears(net)[0].weight[:, 0] /= c_max
+        linear_layers(net)[0].weight[:, 0] /= c_max
     return net
 
 

@@ -16,8 +16,8 @@ from torch import nn
 
 from sysid.config import GraphModelConfig, Phase1Config
 from sysid.io.dataset import Dataset
-from sysid.model import MetabolismModel, pick_device
-from sysid.phase1.from_truth import MSG_SCALE, build_mass_action, linears, zero_node
+from sysid.model import MetabolismModel, linear_layers, pick_device
+from sysid.phase1.from_truth import MSG_SCALE, build_mass_action, zero_node
 from sysid.phase1.rate_solve import initial_log_k, rate_design, solve_log_k, unidentifiable_families
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _perturb(mlp: nn.Sequential, generator: torch.Generator, sd: float = 1e-3) -
 
     Inputs of unit 0 of the hidden layers (the linear chain) stay untouched.
     """
-    layers = linears(mlp)
+    layers = linear_layers(mlp)
     for i, layer in enumerate(layers):
         for p in (layer.weight, layer.bias):
             idle = p == 0
@@ -168,7 +168,7 @@ def _scale_substrate_func(model: MetabolismModel, c: torch.Tensor) -> None:
     Large messages keep softplus(agg) in its linear range, so rates start out
     depending on the concentrations instead of sitting at softplus(0).
     """
-    first, last = linears(model.substrate_func)[0], linears(model.substrate_func)[-1]
+    first, last = linear_layers(model.substrate_func)[0], linear_layers(model.substrate_func)[-1]
     first.weight[:, 0] /= max(float(torch.quantile(c.flatten()[::7], INPUT_QUANTILE)), 1e-6)
     msg = model.substrate_messages(c[:: max(1, len(c) // 256)])
     gain = MSG_SCALE**0.5 / float(msg.pow(2).mean().sqrt().clamp_min(1e-12))
@@ -179,7 +179,7 @@ def _scale_substrate_func(model: MetabolismModel, c: torch.Tensor) -> None:
 def _layer_groups(model: MetabolismModel, cfg: Phase1Config) -> list[dict]:
     """One Adam group per MLP_sub layer, lr = learning_rate_sub * max |weight|: steps relative to the layer's scale."""
     groups = []
-    for layer in linears(model.substrate_func):
+    for layer in linear_layers(model.substrate_func):
         size = float(layer.weight.detach().abs().max().clamp_min(1e-12))
         groups.append({"params": [layer.weight, layer.bias], "lr": cfg.learning_rate_sub * size})
     return groups

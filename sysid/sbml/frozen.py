@@ -20,6 +20,8 @@ from sysid.sbml.simulate import model_network
 
 
 class SbmlFrozenModel(nn.Module):
+    stoichiometry: torch.Tensor
+
     shape_corrections = False  # MLP_sub shape corrections mean nothing for SBML rate laws
 
     def __init__(self, compiled: CompiledModel, source: str = "SBML model"):

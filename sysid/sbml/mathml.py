@@ -142,8 +142,8 @@ class _Translator:
             f = self.unary[kind]
             return lambda env: f(_as_float(kids[0](env)))
         if kind in self.binary and len(kids) == 2:
-            f = self.binary[kind]
-            return lambda env: f(_as_float(kids[0](env)), _as_float(kids[1](env)))
+            g = self.binary[kind]
+            return lambda env: g(_as_float(kids[0](env)), _as_float(kids[1](env)))
         if kind in self.nary:
             op, empty = self.nary[kind]
             if not kids:

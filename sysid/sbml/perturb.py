@@ -61,7 +61,7 @@ def perturb_parameters(doc, sd: float, rng: np.random.Generator):
 def perturb(doc, *, rate_noise: float | None, param_noise: float | None, seed: int):
     if (rate_noise is None) == (param_noise is None):
         raise SysidInputError("give exactly one of --rate-noise SD and --param-noise SD")
-    sd = rate_noise if rate_noise is not None else param_noise
+    sd = float(rate_noise if rate_noise is not None else param_noise)  # type: ignore[arg-type]  # one is set
     if not np.isfinite(sd) or sd < 0:
         raise SysidInputError(f"the noise sd is {sd}: use a value >= 0")
     rng = np.random.default_rng(seed)

@@ -39,7 +39,7 @@ def simulate(
     rng = np.random.default_rng(cfg.seed)
     network = random_network(cfg, rng)
     n_met, n_rxn = network.S.shape
-    log_k = rng.uniform(cfg.log_k_min, cfg.log_k_max, size=n_rxn)
+    log_k = np.asarray(rng.uniform(cfg.log_k_min, cfg.log_k_max, size=n_rxn))
     k = 10.0**log_k
     types = metabolite_types(n_met, cfg.n_metabolite_types)
     lambdas = np.asarray(cfg.homeostatic_lambda_per_type, np.float64)

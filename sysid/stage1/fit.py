@@ -9,9 +9,8 @@ import numpy as np
 
 from sysid.config import Stage1Config
 from sysid.errors import SysidInputError
-from sysid.frozen import transient_frames, uses_shape_corrections
+from sysid.frozen import FrozenModel, transient_frames, uses_shape_corrections
 from sysid.io.dataset import Dataset
-from sysid.model import MetabolismModel
 from sysid.stage1.grouping import find_groups
 from sysid.stage1.identifiability import unidentified_species
 from sysid.stage1.regression import HomeostasisRegression
@@ -29,7 +28,7 @@ class Stage1Result:
     window: int
 
 
-def fit_stage1(data: Dataset, model: MetabolismModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
+def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
     window, ramp = integral_form(data.concentrations, cfg)
     if data.n_frames < 3 * window + ramp:

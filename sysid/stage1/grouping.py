@@ -107,6 +107,7 @@ def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) ->
                     best, pair = d, (a, b)
         if best >= MIN_SEPARATION:
             return labels
+        assert pair is not None  # best < inf: some pair was compared
         a, b = pair
         keep, drop = (a, b) if np.sum(labels == a) >= np.sum(labels == b) else (b, a)
         labels[labels == drop] = keep

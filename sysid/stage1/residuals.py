@@ -19,6 +19,7 @@ import torch
 from scipy.signal import savgol_filter
 
 from sysid.config import Stage1Config
+from sysid.frozen import FrozenModel
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 
@@ -54,7 +55,7 @@ class Residuals:
 
 
 @torch.no_grad()
-def evaluate_frozen(model: MetabolismModel, concentrations: np.ndarray, times: np.ndarray | None = None
+def evaluate_frozen(model: FrozenModel, concentrations: np.ndarray, times: np.ndarray | None = None
                     ) -> FrozenEvaluation:
     """Rates, aggregates and reaction part of the frozen model on all frames, batched.
 

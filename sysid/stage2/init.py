@@ -23,7 +23,7 @@ from torch import nn
 
 from sysid.config import RefineConfig
 from sysid.curves import SWEEP, line_fits
-from sysid.model import MetabolismModel
+from sysid.model import MetabolismModel, linear_layers
 from sysid.stage1.result import HomeostasisFit
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class _Problem:
 
     @torch.no_grad()
     def solve_last_layer(self, net: nn.Sequential) -> None:
-        last = net[len(net) - 1]
+        last = linear_layers(net)[-1]
         feats = net[:-1](self.x)
         feats = torch.cat([feats, torch.ones_like(feats[:, :1])], dim=1).reshape(*self.target.shape, -1)
         a = torch.cat([feats.reshape(-1, feats.shape[-1]), self._line_rows(feats).reshape(-1, feats.shape[-1])])
@@ -215,13 +215,13 @@ def _inputs(u: np.ndarray, emb: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def fold_affine(net: nn.Sequential, c_mid: float, c_half: float, y_scale: float) -> None:
     """Absorb u = (c - c_mid) / c_half into the first Linear and y = y_scale * out into the last."""
-    first = net[0]
+    layers = linear_layers(net)
+    first, last = layers[0], layers[-1]
     w_c = first.weight[:, 0].clone()
     first.weight[:, 0] = w_c / c_half
-    first.bias -= w_c * c_mid / c_half
-    last = net[len(net) - 1]
-    last.weight *= y_scale
-    last.bias *= y_scale
+    first.bias.sub_(w_c * c_mid / c_half)
+    last.weight.mul_(y_scale)
+    last.bias.mul_(y_scale)
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ from torch import nn
 from sysid.config import RefineOptions
 from sysid.errors import SysidInputError
 from sysid.io.dataset import Dataset
-from sysid.model import MetabolismModel, euler_rollout, pick_device
+from sysid.model import MetabolismModel, euler_rollout, linear_layers, pick_device
 from sysid.network import Network
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage2.init import DistillReport, fold_affine, initialise_from_fit
@@ -67,7 +67,8 @@ def split_windows(n_frames: int, horizon: int, validation_fraction: float, n_blo
     edges = np.linspace(0, n_frames + 1, n_blocks + 1).astype(int)
     k = np.arange(n_blocks)
     is_val = (k * n_val) // n_blocks != ((k + 1) * n_val) // n_blocks
-    train, val = [], []
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
     for b in range(n_blocks):
         starts = np.arange(edges[b], edges[b + 1] - horizon)
         (val if is_val[b] else train).append(starts)
@@ -138,12 +139,13 @@ class ScaledNode(nn.Module):
     @torch.no_grad()
     def unfold(cls, node_func: nn.Sequential, c_mid: float, c_half: float, y_scale: float) -> ScaledNode:
         net = copy.deepcopy(node_func)
-        first, last = net[0], net[len(net) - 1]
+        layers = linear_layers(net)
+        first, last = layers[0], layers[-1]
         w_c = first.weight[:, 0].clone()
-        first.bias += w_c * c_mid
+        first.bias.add_(w_c * c_mid)
         first.weight[:, 0] = w_c * c_half
-        last.weight /= y_scale
-        last.bias /= y_scale
+        last.weight.div_(y_scale)
+        last.bias.div_(y_scale)
         return cls(net, c_mid, c_half, y_scale)
 
     def fold(self) -> nn.Sequential:
@@ -229,8 +231,8 @@ def _refine(model, dataset, fit, options: RefineOptions, seed: int, progress, de
     windows = split_windows(dataset.n_frames, options.horizon, rc.validation_fraction, rc.validation_blocks)
     val_set = evenly(windows.validation, rc.eval_windows)
     train_set = evenly(windows.train, rc.eval_windows)
-    proj = loss_projection(dataset.network, rc.rollout_space)
-    proj = None if proj is None else torch.as_tensor(proj, dtype=torch.float32, device=device)
+    basis = loss_projection(dataset.network, rc.rollout_space)
+    proj = None if basis is None else torch.as_tensor(basis, dtype=torch.float32, device=device)
 
     def loss_on(m, starts):
         return evaluation_loss(m, conc, starts, windows.horizon, dataset.delta_t, proj)
@@ -272,7 +274,7 @@ def _fine_tune(model: MetabolismModel, conc: torch.Tensor, windows: Windows, del
     """Adam on (MLP_node in scaled units, a); the snapshot with the lowest validation loss is returned."""
     folded = model.node_func
     scaled = ScaledNode.unfold(folded, *_scales(model, conc))
-    model.node_func = scaled
+    model.node_func = scaled  # type: ignore[assignment]  # a rescaled view while fine-tuning
     for p in model.homeostasis_parameters():
         p.requires_grad_(True)
     rc = options.settings
@@ -323,7 +325,7 @@ def _snapshot(model: MetabolismModel, scaled: ScaledNode) -> MetabolismModel:
     try:
         snap = copy.deepcopy(model)
     finally:
-        model.node_func = scaled
+        model.node_func = scaled  # type: ignore[assignment]  # a rescaled view while fine-tuning
     for p in snap.homeostasis_parameters():
         p.requires_grad_(False)
     return snap

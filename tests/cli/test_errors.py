@@ -1,8 +1,8 @@
 """Errors users can act on: one line naming the problem and the fix, exit code 2, nothing half-written.
 
-Every case runs the real entry point ``cli.main.main`` (in-process through
-test_cli.sysid, which captures its output and exit code); the Ctrl-C cases run
-``python -m cli.main`` in a subprocess and send it SIGINT.
+Every case runs the real entry point ``sysid_cli.main.main`` (in-process through
+tests.helpers.sysid, which captures its output and exit code); the Ctrl-C and SIGTERM
+cases run ``python -m sysid_cli.main`` in a subprocess and send it the signal.
 Cases already covered by test_cli.py (missing dataset folder, missing
 x_list_0.npy, missing config, lambda list length, negative delta_t, missing
 parent folder, unknown option, n_metabolites mismatch, simulate over an
@@ -264,8 +264,9 @@ def test_refine_needs_frames_for_its_rollouts(tiny, tmp_path):
 # --- Ctrl-C ----------------------------------------------------------------------------------------
 
 
-def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> tuple[int, str]:
-    """Send SIGINT once ``ready()`` holds (work under way); return exit code and stderr."""
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120.0, sig: int = signal.SIGINT
+                    ) -> tuple[int, str]:
+    """Send ``sig`` once ``ready()`` holds (work under way); return exit code and stderr."""
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -273,14 +274,14 @@ def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> tu
             pytest.fail(f"the command ended or never got going: {proc.communicate()[1]}")
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
 
 
 def _popen(*args) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "sysid_cli.main", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -308,3 +309,13 @@ def test_ctrl_c_during_fit_leaves_nothing(tiny, tmp_path):
     assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert_nothing_written(tmp_path, "fit")
+
+
+def test_sigterm_during_simulate_leaves_nothing(tmp_path):
+    """SIGTERM (e.g. a batch scheduler's kill) cleans up like Ctrl-C and exits 143."""
+    (tmp_path / "long.yaml").write_text("simulation:\n  n_metabolites: 12\n  n_reactions: 24\n  n_frames: 2000000\n")
+    proc = _popen("simulate", "--config", tmp_path / "long.yaml", "--out", tmp_path / "data")
+    code, err = _interrupt_when(proc, _temp_dir_exists(tmp_path, "data"), sig=signal.SIGTERM)
+    assert code == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert_nothing_written(tmp_path, "data")
