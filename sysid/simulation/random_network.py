@@ -45,7 +45,9 @@ def _random_reaction(S, substrates, j, max_substrates, rng) -> None:
     n_prod = int(rng.integers(1, min(len(rest), int(mass)) + 1))
     prods = rest[:n_prod]
     # Split the consumed mass into positive integer product coefficients.
-    cuts: np.ndarray | list[int] = np.sort(rng.choice(np.arange(1, int(mass)), size=n_prod - 1, replace=False)) if n_prod > 1 else []
+    cuts: np.ndarray | list[int] = []
+    if n_prod > 1:
+        cuts = np.sort(rng.choice(np.arange(1, int(mass)), size=n_prod - 1, replace=False))
     prod_coef = np.diff(np.concatenate([[0], cuts, [int(mass)]])).astype(np.float32)
     S[subs, j] = -coef
     substrates[subs, j] = coef

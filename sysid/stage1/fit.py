@@ -14,7 +14,7 @@ from sysid.io.dataset import Dataset
 from sysid.stage1.grouping import find_groups
 from sysid.stage1.identifiability import unidentified_species
 from sysid.stage1.regression import HomeostasisRegression
-from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form
+from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form, max_window
 from sysid.stage1.result import HomeostasisFit
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class Stage1Result:
 def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
     window, ramp = integral_form(data.concentrations, cfg)
-    if data.n_frames < 3 * window + ramp:
+    if window > max_window(data.n_frames, ramp):
         raise SysidInputError(
             f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
             "use more frames or a smaller sysid.stage1.window"

@@ -95,13 +95,18 @@ def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, i
     the noise is measurable, else 1 (plain windows are exact for Euler data and cheaper).
     """
     relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
+    ramp = cfg.ramp if relative > NEGLIGIBLE_NOISE * cfg.reference_relative_noise else 1
     window = cfg.window
     if window <= 0:
         chosen = int(np.ceil(cfg.min_window * relative / cfg.reference_relative_noise))
-        n_frames = len(concentrations) - 1
-        window = int(min(max(chosen, cfg.min_window), cfg.max_window, max(n_frames // 3, 1)))
-    ramp = cfg.ramp if relative > NEGLIGIBLE_NOISE * cfg.reference_relative_noise else 1
+        longest = max_window(len(concentrations) - 1, ramp)
+        window = int(min(max(chosen, cfg.min_window), cfg.max_window, max(longest, 1)))
     return window, ramp
+
+
+def max_window(n_frames: int, ramp: int, n_windows: int = 3) -> int:
+    """The longest window of which ``n_windows`` (with their ramp-shifted copies) fit in ``n_frames`` steps."""
+    return (n_frames - ramp + 1) // n_windows
 
 
 def window_starts(n_frames: int, window: int, ramp: int = 1, experiment_starts=(0,), skip: int = 0) -> np.ndarray:

@@ -462,12 +462,14 @@ def test_window_grows_in_proportion_to_the_relative_noise(factor):
         assert ramp == cfg.ramp
 
 
-def test_window_is_capped_by_max_window_and_a_third_of_the_frames():
+def test_window_is_capped_by_max_window_and_what_three_windows_leave():
+    """The cap lets three windows and their ramp-shifted copies fit, so fit_stage1 accepts every automatic window."""
     cfg = Stage1Config()
     assert integral_form(_noisy(0, 100 * cfg.reference_relative_noise), cfg) == (cfg.max_window, cfg.ramp)
     assert integral_form(_noisy(0, 100 * cfg.reference_relative_noise), Stage1Config(max_window=25))[0] == 25
-    short = _noisy(1, 20 * cfg.reference_relative_noise, n_frames=90)  # would be ~200, max_window 60, n_frames // 3
-    assert integral_form(short, cfg) == (30, cfg.ramp)
+    short = _noisy(1, 20 * cfg.reference_relative_noise, n_frames=90)  # would be ~200, max_window 60
+    assert integral_form(short, cfg) == ((90 - cfg.ramp + 1) // 3, cfg.ramp)
+    assert len(window_starts(90, (90 - cfg.ramp + 1) // 3, cfg.ramp)) == 3
     tiny = np.linspace(1.0, 2.0, 16)[:, None] * np.ones((1, 2))  # 15 frames: a third is 5 < min_window
     assert integral_form(tiny, cfg) == (5, 1)
 
