@@ -97,6 +97,8 @@ class HomeostasisRegression:
         self.collinear_ = collinear_reactions(conc[frames], frozen.rates[frames], S)
         keep = np.ones(2 * S.shape[0] + S.shape[1] + feats.values.shape[-1] + (S.shape[1] if self.mass_action else 0))
         keep[2 * S.shape[0] : 2 * S.shape[0] + S.shape[1]] = ~self.collinear_
+        if monomials is not None:  # a candidate law such as a constant feed's (monomial 1) duplicates [c_i, 1] too
+            keep[len(keep) - S.shape[1] :] = ~collinear_reactions(conc[frames], monomials[frames], S)
         if self.collinear_.any():
             log.info("stage 1: %d reactions have corrections collinear with [c, 1]; dropped", self.collinear_.sum())
 

@@ -482,3 +482,25 @@ def test_ramp_rule_and_explicit_window():
     fixed = Stage1Config(window=7, ramp=4)
     assert integral_form(_noisy(2, 100 * cfg.reference_relative_noise), fixed) == (7, 4)
     assert integral_form(_noisy(2, 0.0), fixed) == (7, 1)
+
+
+def test_regression_with_a_constant_feed_recovers_the_other_species_and_flags_the_fed_one():
+    """The feed r4 (no substrate) has a constant rate: its scale correction and its mass-action candidate are
+    both collinear with m0's offset, so both are dropped; the other species' slopes and offsets are exact."""
+    from sysid.stage1.regression import HomeostasisRegression
+
+    n_frames, dt = 1500, 0.05
+    k = np.array([0.3, 0.05, 0.2, 0.1, 0.4])
+    lam, cb = np.array([0.02, 0.05, 0.03, 0.04]), np.array([2.0, 1.5, 3.0, 2.5])
+    conc = np.empty((n_frames + 1, N_MET))
+    conc[0] = [1.0, 3.0, 0.5, 4.0]
+    for t in range(n_frames):
+        v = k * mass_action_monomials(conc[t][None], SUBSTRATES)[0]
+        conc[t + 1] = conc[t] + dt * (S @ v - lam * (conc[t] - cb))
+    rates = k * mass_action_monomials(conc, SUBSTRATES)
+    frozen = FrozenEvaluation(rates=rates, aggregate=np.log(np.maximum(rates, 1e-12)), reaction=rates @ S.T)
+    data = Dataset(conc, np.zeros_like(conc), np.zeros((N_MET, 2)), Network(S=S, substrates=SUBSTRATES), dt)
+    reg = HomeostasisRegression(window=10, ramp=1, shape_knots=0, n_iterations=2).fit(data, frozen)
+    assert reg.collinear_.tolist() == [False, False, False, False, True]
+    np.testing.assert_allclose(reg.slope_[1:], -lam[1:], rtol=1e-4)
+    np.testing.assert_allclose(reg.offset_[1:], (lam * cb)[1:], rtol=1e-4)
