@@ -95,7 +95,7 @@ def fit_to_folder(
             both = refine_metrics(result, dataset.concentrations[0], truth, eps) if truth is not None else {}
             write_refine_outputs(result, fit, tmp, both, truth)
             # analysis.log holds the model keys of the kept model; refine_summary.json has both candidates
-            metrics.update(both.get("kept", {}))
+            metrics.update(both.get("kept", {"phase2_loss": result.phase2_loss}))  # the loss needs no truth
         if truth is not None:
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             if isinstance(net, MetabolismModel):
