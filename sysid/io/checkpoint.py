@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from sysid.config import GraphModelConfig
 from sysid.errors import SysidInputError
-from sysid.frozen import FrozenModel
 from sysid.io.safe_load import torch_load
 from sysid.model import EDGE_BUFFERS, MetabolismModel
 from sysid.network import Network
+
+if TYPE_CHECKING:
+    from sysid.frozen import FrozenModel  # the interface; sysid.frozen loads checkpoints through this module
 
 REQUIRED = ("a", "log_k", "sto_all", *EDGE_BUFFERS[:5])
 
