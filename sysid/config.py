@@ -369,3 +369,21 @@ def load_config(path: str | Path | None) -> Config:
         first = str(exc).splitlines()[0]
         raise SysidInputError(f"config file {path} is not valid YAML ({first}): fix its syntax") from None
     return config_from_dict(data or {})
+
+
+def coerce_key(dotted: str, value):
+    """``value`` checked against the type of the config key ``dotted`` (e.g. ``simulation.seed``), converted.
+
+    Raises :class:`SysidInputError` for a key that is not a config key and for a
+    value of the wrong type; value checks (ranges, consistency) are left to
+    :meth:`Config.validate`.
+    """
+    cls = Config
+    for part in dotted.split("."):
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in hints:
+            raise SysidInputError(f"{dotted!r} is not a config key: use a dotted key such as simulation.seed")
+        cls = hints[part]
+    if dataclasses.is_dataclass(cls):
+        raise SysidInputError(f"{dotted!r} names a config section, not a key: add the key, e.g. {dotted}.KEY")
+    return _coerce(value, cls, dotted)

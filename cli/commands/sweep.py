@@ -1,0 +1,42 @@
+"""Run a grid of cells (simulate -> frozen model -> fit) from a sweep file, in-process or on Ray."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import console, done, out_console, progress_bar, setup_logging
+from sysid.sweep import SweepProgress, load_sweep, run_sweep
+from sysid.sweep.cells import expand
+
+EXIT_INTERRUPTED = 130
+
+
+def command(
+    sweep: Annotated[Path, typer.Argument(help="sweep YAML file (see docs/sweeps.md)")],
+    out: Annotated[Path, typer.Option("--out", help="sweep folder: results.csv, summary.md, plots/, cells/")],
+    address: Annotated[str | None, typer.Option("--address", help="join a Ray cluster: auto or ray://host:port")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="cells at once; 1 runs in-process without Ray (default: every CPU Ray sees)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="keep OUT: skip ok cells, rerun the others")] = False,
+    force: Annotated[bool, typer.Option("--force", help="clear an existing OUT and start afresh")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    setup_logging(verbose)
+    spec = load_sweep(sweep)
+    with progress_bar("cells", len(expand(spec))) as update:
+
+        def show(state: SweepProgress) -> None:
+            update(state.finished, total=state.total, failed=state.failed, running=state.running)
+
+        try:
+            report = run_sweep(spec, out, workers=workers, address=address, resume=resume, force=force,
+                               progress=show)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: the finished cells are kept in {Path(out) / 'results.csv'}; "
+                          "rerun with --resume to finish the sweep")
+            raise SystemExit(EXIT_INTERRUPTED) from None
+    state = report.progress
+    out_console.print(f"{report.n_cells} cells: {report.skipped} already ok (kept), {state.done} ok, "
+                      f"{state.failed} failed or timed out")
+    done(out)
