@@ -15,7 +15,7 @@ EXIT_INTERRUPTED = 130
 def command(
     sweep: Annotated[Path, typer.Argument(help="sweep YAML file (see docs/sweeps.md)")],
     out: Annotated[Path, typer.Option("--out", help="sweep folder: results.csv, summary.md, plots/, cells/")],
-    address: Annotated[str | None, typer.Option("--address", help="join a Ray cluster: auto or ray://host:port")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster: auto or ray://host:port")] = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", help="cells at once; 1 runs in-process without Ray (default: every CPU Ray sees)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="keep OUT: skip ok cells, rerun the others")] = False,

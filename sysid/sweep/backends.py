@@ -18,7 +18,7 @@ from sysid.sweep.execute import FAILED, TIMEOUT, Outcome, one_line, run_cell
 
 Event = tuple[str, object]
 POLL_S = 1.0  # how often the driver looks for cells past their timeout
-# Ray worker processes start with one BLAS/OpenMP thread (read when those libraries load)
+# a cluster's worker processes start with one BLAS/OpenMP thread (read when those libraries load)
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 RAY_HINT = 'pip install "sysid[ray]"'
 
@@ -51,8 +51,11 @@ def ray_events(
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
+        # a local Ray's workers inherit this process's environment; a cluster's get the thread settings
+        # (run_cell pins the threads again at run time, whatever the environment)
+        cluster = {} if address is None else {"runtime_env": {"env_vars": THREAD_ENV}}
         ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.WARNING, runtime_env={"env_vars": THREAD_ENV})
+                 log_to_driver=False, logging_level=logging.WARNING, **cluster)
     limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
     queue, pending = list(cells), {}

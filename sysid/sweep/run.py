@@ -83,6 +83,7 @@ def run_sweep(
     prepare_out(out, resume=resume, force=force)
     out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out / "cells")
     _write_json(out / "sweep.json", spec.to_dict())
     table = ResultsTable(out / "results.csv", cells, spec.axes)
     todo = [cell for cell in cells if not table.is_ok(cell)]
@@ -143,3 +144,9 @@ def _warn_foreign(table: ResultsTable, cells: list[Cell]) -> None:
     foreign = [cid for cid in table.rows if cid not in ids]
     if foreign:
         log.warning("results.csv has %d rows of cells that are not in this sweep file; they are kept", len(foreign))
+
+
+def _remove_stale_temporaries(cells_dir: Path) -> None:
+    """Temporary folders of cells whose worker was killed (Ctrl-C, timeout) before it could clean up."""
+    for stale in cells_dir.glob(".*.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
