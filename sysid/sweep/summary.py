@@ -15,7 +15,7 @@ WORST = "stage1_worst_ratio_error"
 # in this order when present; WORST is derived from the per-type stage1 ratios
 MAIN_METRICS = ("stage1_avg_slope_ratio", WORST, "stage1_group_acc", "avg_slope_ratio", "embedding_cluster_acc",
                 "rate_constants_R2")
-PLOTTED = ("stage1_avg_slope_ratio", "stage1_group_acc", "avg_slope_ratio", "embedding_cluster_acc")
+PLOTTED = ("stage1_avg_slope_ratio", WORST, "stage1_group_acc", "avg_slope_ratio", "embedding_cluster_acc")
 
 
 def read_results(path: Path) -> pd.DataFrame:
