@@ -1,9 +1,10 @@
 """Sweep speed: an 8-cell sweep with --workers 2 (local Ray) against --workers 1 (in-process), and Ray's overhead.
 
-Run: python benchmarks/sweep_bench.py [--cells 8] [--n-metabolites 40] [--n-frames 2000] [--tasks 200]
+Run: python benchmarks/sweep_bench.py [--cells 8] [--sizes 18,36,600 100,256,2880] [--tasks 200]
 
 Part 1 runs the same 8 cells (8 seeds of one regime, frozen model from the
-truth, stage 1) both ways, end to end as ``sysid sweep`` does (for Ray:
+truth, stage 1) both ways, for each size (metabolites,reactions,steps; the
+last is the default regime), end to end as ``sysid sweep`` does (for Ray:
 starting and stopping the local Ray included), and prints the wall time, the
 sum of the cells' own seconds and the speedup. Part 2 times Ray itself: the
 start of a local Ray, the first tasks (fresh workers importing sysid), no-op
@@ -52,11 +53,11 @@ class Meter:
         return f"load {self.load:.2f}->{self.load_end:.2f}, cores busy {100 * self.busy_share:.0f}%"
 
 
-def sweep_spec(args):
+def sweep_spec(cells: int, size: tuple[int, int, int]):
+    n_metabolites, n_reactions, n_frames = size
     return sweep_from_dict({
-        "base": {"simulation": {"n_metabolites": args.n_metabolites, "n_reactions": 2 * args.n_metabolites,
-                                "n_frames": args.n_frames}},
-        "grid": {"simulation.seed": list(range(1, args.cells + 1))},
+        "base": {"simulation": {"n_metabolites": n_metabolites, "n_reactions": n_reactions, "n_frames": n_frames}},
+        "grid": {"simulation.seed": list(range(1, cells + 1))},
         "frozen": {"from_truth": True, "log_k_noise": 0.1},
     })
 
@@ -69,18 +70,18 @@ def timed_sweep(spec, workers: int) -> tuple[Meter, float, int]:
     return meter, sum(float(r["seconds"]) for r in rows), ok
 
 
-def part1(args) -> list[str]:
-    spec = sweep_spec(args)
-    lines = [f"part 1: {args.cells} cells ({args.n_metabolites} metabolites, {2 * args.n_metabolites} reactions, "
-             f"{args.n_frames} steps; frozen from the truth, log_k noise 0.1; stage 1)",
+def part1(cells: int, size: tuple[int, int, int]) -> list[str]:
+    lines = [f"part 1: {cells} cells of {size[0]} metabolites, {size[1]} reactions, {size[2]} steps "
+             "(seeds 1-{cells}; frozen from the truth, log_k noise 0.1; stage 1)".format(cells=cells),
              f"{'workers':>8} {'wall_s':>8} {'cells_s':>8} {'ok':>4}  machine"]
     walls = {}
     for workers in (1, 2):
-        meter, cell_seconds, ok = timed_sweep(spec, workers)
+        meter, cell_seconds, ok = timed_sweep(sweep_spec(cells, size), workers)
         walls[workers] = meter.wall
         lines.append(f"{workers:>8} {meter.wall:>8.1f} {cell_seconds:>8.1f} {ok:>4}  {meter}")
         print(lines[-1], flush=True)
     lines.append(f"speedup --workers 2 over --workers 1: {walls[1] / walls[2]:.2f}x")
+    print(lines[-1], flush=True)
     return lines
 
 
@@ -123,18 +124,27 @@ def part2(args) -> list[str]:
     return lines
 
 
+def others_busy(seconds: float = 5.0) -> str:
+    """Share of all cores busy while this benchmark sleeps: what the other users of the machine take."""
+    with Meter() as meter:
+        time.sleep(seconds)
+    return f"cores busy while idle here ({seconds:g} s): {100 * meter.busy_share:.0f}%, load {meter.load:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", type=int, default=8)
-    parser.add_argument("--n-metabolites", type=int, default=40)
-    parser.add_argument("--n-frames", type=int, default=2000)
+    parser.add_argument("--sizes", nargs="+", default=["18,36,600", "100,256,2880"],
+                        help="metabolites,reactions,steps of each regime")
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sweep.txt")
     args = parser.parse_args()
-    lines = [f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}"]
+    lines = [f"{os.cpu_count()} cores; {others_busy()}"]
     print(lines[0], flush=True)
-    lines += part1(args) + [""] + part2(args)
-    lines.append(f"load average at end {os.getloadavg()[0]:.2f}")
+    for size in args.sizes:
+        lines += part1(args.cells, tuple(int(v) for v in size.split(","))) + [""]
+    lines += part2(args)
+    lines.append(f"at the end: {others_busy()}")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"table written to {args.out}")
 

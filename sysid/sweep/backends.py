@@ -33,8 +33,8 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise SysidInputError(f"--workers > 1 runs the cells on Ray, which is not installed: {RAY_HINT} "
-                              "(or use --workers 1)") from None
+        raise SysidInputError(f"sysid sweep runs the cells on Ray unless --workers 1, and Ray is not installed: "
+                              f"{RAY_HINT} (or pass --workers 1)") from None
     return ray
 
 
@@ -54,8 +54,14 @@ def ray_events(
         # a local Ray's workers inherit this process's environment; a cluster's get the thread settings
         # (run_cell pins the threads again at run time, whatever the environment)
         cluster = {} if address is None else {"runtime_env": {"env_vars": THREAD_ENV}}
-        ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.WARNING, **cluster)
+        try:
+            ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING, **cluster)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            if address is None:
+                raise
+            raise SysidInputError(f"could not join the Ray cluster at {address} ({one_line(exc)}): check --address "
+                                  "and that the cluster is running (ray status)") from None
     limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
     queue, pending = list(cells), {}
