@@ -92,7 +92,7 @@ def test_four_cells_are_ok_with_ratios_near_one_and_resume_runs_nothing(tmp_path
         assert (out / "cells" / r["cell_id"] / "fit" / "analysis.log").is_file()
         assert float(r["seconds"]) > 0 and float(r["peak_memory_mb"]) > 0
     assert "stage1_avg_slope_ratio" in (out / "summary.md").read_text()
-    assert len(list((out / "plots").glob("*.png"))) == 2  # one heatmap (seed x noise) per plotted metric
+    assert len(list((out / "plots").glob("*.png"))) == 3  # a heatmap (seed x noise) per plotted metric
 
     before = (out / "results.csv").read_bytes()
     monkeypatch.setitem(KINDS, "synthetic", lambda cell, folder: pytest.fail("resume ran a finished cell"))
