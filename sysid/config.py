@@ -375,8 +375,8 @@ def coerce_key(dotted: str, value):
     """``value`` checked against the type of the config key ``dotted`` (e.g. ``simulation.seed``), converted.
 
     Raises :class:`SysidInputError` for a key that is not a config key and for a
-    value of the wrong type; value checks (ranges, consistency) are left to
-    :meth:`Config.validate`.
+    value of the wrong type; value checks (ranges, consistency) are left to the
+    sections' ``__post_init__``.
     """
     cls = Config
     for part in dotted.split("."):

@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, done, out_console, progress_bar, setup_logging
-from sysid.sweep import SweepProgress, load_sweep, run_sweep
-from sysid.sweep.cells import expand
+from sysid.sweep import SweepProgress, expand, load_sweep, run_sweep
+
+from ..common import console, done, out_console, progress_bar, setup_logging
 
 EXIT_INTERRUPTED = 130
 

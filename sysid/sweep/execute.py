@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sysid.outputs import atomic_dir
+from sysid.io.atomic import atomic_dir
 from sysid.sweep.cells import Cell
 
 log = logging.getLogger(__name__)

@@ -28,14 +28,13 @@ def register(kind: str) -> Callable[[CellRunner], CellRunner]:
 @register("synthetic")
 def run_synthetic(cell: Cell, folder: Path) -> dict[str, float]:
     """simulate -> frozen model (from the truth with log_k noise, or Phase 1) -> fit or refine -> analysis.log."""
-    from sysid.metrics import read_analysis_log
-    from sysid.phase1 import phase1_to_file
-    from sysid.pipeline import fit_to_folder, simulate_to_folder
+    from sysid.pipeline import fit_to_folder, phase1_to_file, simulate_to_folder
+    from sysid.reports import ANALYSIS_LOG, read_analysis_log
 
     cfg = cell.config()
     data = simulate_to_folder(cfg, folder / "data")
     model = folder / "frozen.pt"
     phase1_to_file(data, model, cfg, from_truth=cell.from_truth, log_k_noise=cell.log_k_noise)
     fit = folder / cell.stage
-    fit_to_folder(data, model, fit, cfg, refine=cell.stage == "refine")
-    return read_analysis_log(fit / "analysis.log")
+    fit_to_folder(data, model, fit, cfg, refine_stage=cell.stage == "refine")
+    return read_analysis_log(fit / ANALYSIS_LOG)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from sysid.outputs import atomic_file
+from sysid.io.atomic import atomic_file
 from sysid.sweep.cells import Cell
 from sysid.sweep.execute import OK, Outcome
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sysid.errors import SysidInputError
-from sysid.outputs import atomic_dir, atomic_file
+from sysid.io.atomic import atomic_dir, atomic_file
 from sysid.sweep.backends import import_ray, ray_events, serial_events
 from sysid.sweep.cells import Cell, expand
 from sysid.sweep.execute import OK

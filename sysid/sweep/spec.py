@@ -15,6 +15,7 @@ A sweep file is YAML::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class FrozenSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    base: dict  # the fully resolved base config (Config.to_dict())
+    base: dict  # the fully resolved base config, as nested plain mappings
     grid: tuple[tuple[str, tuple], ...]  # (dotted key, values) in file order, values checked and converted
     frozen: FrozenSpec
     stage: str = "fit"
@@ -95,12 +96,12 @@ def sweep_from_dict(data, root: Path = Path(".")) -> SweepSpec:
 
 def _base(base, root: Path) -> dict:
     if base is None:
-        return load_config(None).to_dict()
+        return dataclasses.asdict(load_config(None))
     if isinstance(base, dict):
-        return config_from_dict(base).to_dict()
+        return dataclasses.asdict(config_from_dict(base))
     if isinstance(base, str):
         path = Path(base) if Path(base).is_absolute() else root / base
-        return load_config(path).to_dict()
+        return dataclasses.asdict(load_config(path))
     raise SysidInputError(f"sweep base is {base!r}: give the path of a config file or a mapping of config sections")
 
 

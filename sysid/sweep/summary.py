@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sysid.outputs import atomic_file
+from sysid.io.atomic import atomic_file
 from sysid.sweep.execute import OK
 
 WORST = "stage1_worst_ratio_error"

@@ -11,7 +11,7 @@ import pytest
 from sysid.errors import SysidInputError
 from sysid.sweep import KINDS, expand, load_sweep, register, run_sweep, sweep_from_dict
 from sysid.sweep.spec import LOG_K_NOISE_AXIS
-from tests.test_cli import assert_one_line_error, sysid
+from tests.helpers import assert_one_line_error, sysid
 
 SMALL = {"simulation": {"n_metabolites": 18, "n_reactions": 36, "n_frames": 600}}
 
