@@ -360,15 +360,19 @@ def load_config(path: str | Path | None) -> Config:
     """Read a YAML config; ``None`` gives the default regime."""
     if path is None:
         return Config()
+    return config_from_dict(read_yaml(path, "config file") or {})
+
+
+def read_yaml(path: str | Path, what: str):
+    """The parsed YAML of ``path``; a missing file or bad syntax is a SysidInputError naming ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise SysidInputError(f"config file {path} does not exist: pass the path of a YAML file")
+        raise SysidInputError(f"{what} {path} does not exist: pass the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
-        raise SysidInputError(f"config file {path} is not valid YAML ({first}): fix its syntax") from None
-    return config_from_dict(data or {})
+        raise SysidInputError(f"{what} {path} is not valid YAML ({first}): fix its syntax") from None
 
 
 def coerce_key(dotted: str, value):

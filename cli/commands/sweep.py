@@ -9,8 +9,6 @@ from sysid.sweep import SweepProgress, expand, load_sweep, run_sweep
 
 from ..common import console, done, out_console, progress_bar, setup_logging
 
-EXIT_INTERRUPTED = 130
-
 
 def command(
     sweep: Annotated[Path, typer.Argument(help="sweep YAML file (see docs/sweeps.md)")],
@@ -22,6 +20,8 @@ def command(
     force: Annotated[bool, typer.Option("--force", help="clear an existing OUT and start afresh")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
+    from ..main import Terminated  # raised on SIGTERM (cli/main.py imports this module first)
+
     setup_logging(verbose)
     spec = load_sweep(sweep)
     with progress_bar("cells", len(expand(spec))) as update:
@@ -32,10 +32,11 @@ def command(
         try:
             report = run_sweep(spec, out, workers=workers, address=address, resume=resume, force=force,
                                progress=show)
-        except KeyboardInterrupt:
-            console.print(f"interrupted: the finished cells are kept in {Path(out) / 'results.csv'}; "
+        except (KeyboardInterrupt, Terminated) as exc:
+            what, code = ("interrupted", 130) if isinstance(exc, KeyboardInterrupt) else ("terminated", 143)
+            console.print(f"{what}: the finished cells are kept in {Path(out) / 'results.csv'}; "
                           "rerun with --resume to finish the sweep")
-            raise SystemExit(EXIT_INTERRUPTED) from None
+            raise SystemExit(code) from None
     state = report.progress
     out_console.print(f"{report.n_cells} cells: {report.skipped} already ok (kept), {state.done} ok, "
                       f"{state.failed} failed or timed out")

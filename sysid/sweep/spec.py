@@ -19,9 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from sysid.config import coerce_key, config_from_dict, load_config
+from sysid.config import coerce_key, config_from_dict, load_config, read_yaml
 from sysid.errors import SysidInputError
 
 KEYS = ("base", "grid", "frozen", "stage", "timeout_s", "kind")
@@ -63,15 +61,7 @@ class SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise SysidInputError(f"sweep file {path} does not exist: pass the path of a sweep YAML file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise SysidInputError(f"sweep file {path} is not valid YAML ({first}): fix its syntax") from None
-    return sweep_from_dict(data, root=path.parent)
+    return sweep_from_dict(read_yaml(path, "sweep file"), root=Path(path).parent)
 
 
 def sweep_from_dict(data, root: Path = Path(".")) -> SweepSpec:
