@@ -48,6 +48,7 @@ def run_cell(cell: Cell, cells_dir: str | Path, timeout_s: float | None = None) 
     from sysid.sweep.kinds import KINDS
 
     cells_dir = Path(cells_dir)
+    cells_dir.mkdir(parents=True, exist_ok=True)  # a cluster node without the driver's file system
     error_file = cells_dir / f"{cell.id}.error.txt"
     start = time.perf_counter()
     _reset_peak_memory()

@@ -104,6 +104,8 @@ def run_sweep(
 
 
 def _consume(events, table: ResultsTable, state: SweepProgress, progress) -> SweepProgress:
+    if progress is not None:
+        progress(state)
     for kind, item in events:
         if kind == "start":
             state = _replace(state, running=state.running + 1)
