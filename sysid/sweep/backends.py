@@ -51,17 +51,7 @@ def ray_events(
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        # a local Ray's workers inherit this process's environment; a cluster's get the thread settings
-        # (run_cell pins the threads again at run time, whatever the environment)
-        cluster = {} if address is None else {"runtime_env": {"env_vars": THREAD_ENV}}
-        try:
-            ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING, **cluster)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            if address is None:
-                raise
-            raise SysidInputError(f"could not join the Ray cluster at {address} ({one_line(exc)}): check --address "
-                                  "and that the cluster is running (ray status)") from None
+        _start(ray, workers, address)
     limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
     queue, pending = list(cells), {}
@@ -86,6 +76,21 @@ def ray_events(
             ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
+
+
+def _start(ray, workers: int | None, address: str | None) -> None:
+    # a local Ray's workers inherit this process's environment; a cluster's get the thread settings
+    # (run_cell pins the threads again at run time, whatever the environment)
+    cluster = {} if address is None else {"runtime_env": {"env_vars": THREAD_ENV}}
+    try:
+        # "local": a new Ray even when a `ray start` cluster runs on this machine (None would join it)
+        ray.init(address=address or "local", num_cpus=workers if address is None else None, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.WARNING, **cluster)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        if address is None:
+            raise
+        raise SysidInputError(f"could not join the Ray cluster at {address} ({one_line(exc)}): check --address "
+                              "and that the cluster is running (ray status)") from None
 
 
 def _grace(timeout_s: float) -> float:
