@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 from sysid.errors import SysidInputError
 from sysid.sweep.cells import Cell
@@ -23,7 +24,7 @@ THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPEN
 RAY_HINT = 'pip install "sysid[ray]"'
 
 
-def serial_events(cells: Sequence[Cell], cells_dir: Path, timeout_s: float | None) -> Iterator[Event]:
+def serial_events(cells: Sequence[Cell], cells_dir: Path, timeout_s: float | None) -> Generator[Event, None, None]:
     for cell in cells:
         yield "start", cell
         yield "done", run_cell(cell, cells_dir, timeout_s)
@@ -40,7 +41,7 @@ def import_ray():
 
 def ray_events(
     cells: Sequence[Cell], cells_dir: Path, timeout_s: float | None, *, workers: int | None, address: str | None
-) -> Iterator[Event]:
+) -> Generator[Event, None, None]:
     """One Ray task per cell, at most ``workers`` in flight (default: the CPUs Ray sees).
 
     With no ``address`` a local Ray is started with ``workers`` CPUs; ``auto`` or
@@ -54,7 +55,8 @@ def ray_events(
         _start(ray, workers, address)
     limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
-    queue, pending = list(cells), {}
+    queue = list(cells)
+    pending: dict[Any, tuple[Cell, float]] = {}  # Ray object ref -> (cell, time handed out)
     try:
         while queue or pending:
             while queue and len(pending) < limit:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sysid.io.atomic import atomic_dir
 from sysid.sweep.cells import Cell
+from sysid.sweep.kinds import runner
 
 log = logging.getLogger(__name__)
 OK, FAILED, TIMEOUT = "ok", "failed", "timeout"
@@ -45,8 +46,6 @@ class Outcome:
 
 def run_cell(cell: Cell, cells_dir: str | Path, timeout_s: float | None = None) -> Outcome:
     """Run ``cell`` into ``cells_dir/<cell id>`` (written atomically: complete or absent)."""
-    from sysid.sweep.kinds import KINDS
-
     cells_dir = Path(cells_dir)
     cells_dir.mkdir(parents=True, exist_ok=True)  # a cluster node without the driver's file system
     error_file = cells_dir / f"{cell.id}.error.txt"
@@ -55,7 +54,7 @@ def run_cell(cell: Cell, cells_dir: str | Path, timeout_s: float | None = None) 
     try:
         with pinned_threads(), _deadline(timeout_s), atomic_dir(cells_dir / cell.id, force=True) as tmp:
             (tmp / "cell.json").write_text(json.dumps(json.loads(cell.resolved), indent=1) + "\n")
-            metrics = KINDS[cell.kind](cell, tmp)
+            metrics = runner(cell.kind)(cell, tmp)
         status, error = OK, ""
     except CellTimeout:
         status, error = TIMEOUT, f"ran past timeout_s = {timeout_s:g} s"
@@ -94,10 +93,11 @@ def pinned_threads() -> Iterator[None]:
 @contextlib.contextmanager
 def _deadline(timeout_s: float | None) -> Iterator[None]:
     """Raise CellTimeout in the running code after ``timeout_s`` (SIGALRM: main thread, Unix only)."""
-    usable = timeout_s is not None and hasattr(signal, "setitimer")
-    if not usable or threading.current_thread() is not threading.main_thread():
-        if timeout_s is not None:
-            log.warning("no in-process timeout here (not the main thread of a Unix process)")
+    if timeout_s is None:
+        yield
+        return
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        log.warning("no in-process timeout here (not the main thread of a Unix process)")
         yield
         return
 

@@ -1,20 +1,22 @@
 """Kinds of cells: a registry from the sweep file's ``kind`` to the function that runs one cell.
 
 A runner takes the cell and an empty folder, writes the cell's outputs there
-with the pipeline's jobs and returns the analysis.log keys. New kinds (cells
-that simulate an SBML model or a genome-scale network, say) register with
-:func:`register` and need nothing else from the sweep machinery.
+with the pipeline's jobs and returns the analysis.log keys. The registry
+holds either the function or its ``"module:function"`` path, imported on
+first use, so that reading a sweep file loads no pipeline code. New kinds
+(cells that simulate an SBML model or a genome-scale network, say) register
+with :func:`register` and need nothing else from the sweep machinery.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from sysid.sweep.cells import Cell
-
-CellRunner = Callable[[Cell, Path], dict[str, float]]
-KINDS: dict[str, CellRunner] = {}
+CellRunner = Callable[[Any, Path], dict[str, float]]  # (cell, folder) -> analysis.log keys
+KINDS: dict[str, CellRunner | str] = {"synthetic": "sysid.sweep.synthetic:run_synthetic"}
 
 
 def register(kind: str) -> Callable[[CellRunner], CellRunner]:
@@ -25,16 +27,10 @@ def register(kind: str) -> Callable[[CellRunner], CellRunner]:
     return add
 
 
-@register("synthetic")
-def run_synthetic(cell: Cell, folder: Path) -> dict[str, float]:
-    """simulate -> frozen model (from the truth with log_k noise, or Phase 1) -> fit or refine -> analysis.log."""
-    from sysid.pipeline import fit_to_folder, phase1_to_file, simulate_to_folder
-    from sysid.reports import ANALYSIS_LOG, read_analysis_log
-
-    cfg = cell.config()
-    data = simulate_to_folder(cfg, folder / "data")
-    model = folder / "frozen.pt"
-    phase1_to_file(data, model, cfg, from_truth=cell.from_truth, log_k_noise=cell.log_k_noise)
-    fit = folder / cell.stage
-    fit_to_folder(data, model, fit, cfg, refine_stage=cell.stage == "refine")
-    return read_analysis_log(fit / ANALYSIS_LOG)
+def runner(kind: str) -> CellRunner:
+    target = KINDS[kind]
+    if isinstance(target, str):
+        module, name = target.split(":")
+        target = getattr(importlib.import_module(module), name)
+        KINDS[kind] = target
+    return target

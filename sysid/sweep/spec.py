@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sysid.config import coerce_key, config_from_dict, load_config, read_yaml
 from sysid.errors import SysidInputError
+from sysid.sweep.kinds import KINDS
 
 KEYS = ("base", "grid", "frozen", "stage", "timeout_s", "kind")
 STAGES = ("fit", "refine")
@@ -66,8 +67,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def sweep_from_dict(data, root: Path = Path(".")) -> SweepSpec:
     """Check every part of a parsed sweep file; ``root`` resolves a relative ``base`` path."""
-    from sysid.sweep.kinds import KINDS
-
     if not isinstance(data, dict):
         raise SysidInputError("a sweep file must be a YAML mapping with at least a 'grid' key: see docs/sweeps.md")
     unknown = sorted(set(data) - set(KEYS))
