@@ -30,7 +30,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
-    """Yield ``update(completed, **fields)``; fields (e.g. loss=...) are shown live."""
+    """Yield ``update(completed, total=None, **fields)``; fields (e.g. loss=...) are shown live."""
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -38,9 +38,9 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=total, info="")
 
-        def update(completed: int, **fields: float) -> None:
+        def update(completed: int, total: int | None = None, **fields: float) -> None:
             info = "  ".join(f"{k} {v:.4g}" for k, v in fields.items())
-            bar.update(task, completed=completed, info=info)
+            bar.update(task, completed=completed, total=total, info=info)
 
         yield update
 

@@ -360,12 +360,34 @@ def load_config(path: str | Path | None) -> Config:
     """Read a YAML config; ``None`` gives the default regime."""
     if path is None:
         return Config()
+    return config_from_dict(read_yaml(path, "config file") or {})
+
+
+def read_yaml(path: str | Path, what: str):
+    """The parsed YAML of ``path``; a missing file or bad syntax is a SysidInputError naming ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise SysidInputError(f"config file {path} does not exist: pass the path of a YAML file")
+        raise SysidInputError(f"{what} {path} does not exist: pass the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
-        raise SysidInputError(f"config file {path} is not valid YAML ({first}): fix its syntax") from None
-    return config_from_dict(data or {})
+        raise SysidInputError(f"{what} {path} is not valid YAML ({first}): fix its syntax") from None
+
+
+def coerce_key(dotted: str, value):
+    """``value`` checked against the type of the config key ``dotted`` (e.g. ``simulation.seed``), converted.
+
+    Raises :class:`SysidInputError` for a key that is not a config key and for a
+    value of the wrong type; value checks (ranges, consistency) are left to the
+    sections' ``__post_init__``.
+    """
+    cls = Config
+    for part in dotted.split("."):
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in hints:
+            raise SysidInputError(f"{dotted!r} is not a config key: use a dotted key such as simulation.seed")
+        cls = hints[part]
+    if dataclasses.is_dataclass(cls):
+        raise SysidInputError(f"{dotted!r} names a config section, not a key: add the key, e.g. {dotted}.KEY")
+    return _coerce(value, cls, dotted)

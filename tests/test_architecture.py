@@ -14,7 +14,8 @@ import sysid
 PACKAGE = Path(sysid.__file__).resolve().parent
 MAX_LINES = 400
 # The reporting layer (and the CLI above it) may draw figures and write files; nothing below it may.
-REPORTING = {"sysid.pipeline", "sysid.reports", "sysid.evaluation.plots"}
+# sysid.sweep sits above the pipeline: its cell runner calls the jobs, its plots module draws the sweep's figures.
+REPORTING = {"sysid.pipeline", "sysid.reports", "sysid.evaluation.plots", "sysid.sweep.synthetic", "sysid.sweep.plots"}
 PLOTTING = ("matplotlib", "sysid.evaluation.plots", "sysid.reports", "sysid.pipeline")
 
 

@@ -4,7 +4,7 @@ from importlib import import_module
 
 import typer
 
-COMMANDS = ("simulate", "phase1", "residuals", "fit", "evaluate", "perturb")
+COMMANDS = ("simulate", "phase1", "residuals", "fit", "evaluate", "perturb", "sweep")
 
 
 def register(app: typer.Typer) -> None:
