@@ -144,12 +144,13 @@ class Stage1Config:
     max_groups: int = 8
     min_group_size: int = 5
     transient_frames: int = -1  # frames left out at the start of each experiment; -1: 5 if several, else 0
+    misfit_threshold: float = 0.01  # smooth residual / frozen model's term above which the fit is not trusted
 
     def __post_init__(self) -> None:
         _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
         if self.transient_frames < -1:
             _bad("sysid.stage1.transient_frames", f"is {self.transient_frames}", "use -1 (automatic) or >= 0")
-        _positive(self, "reference_relative_noise", "sindy_threshold")
+        _positive(self, "reference_relative_noise", "sindy_threshold", "misfit_threshold")
         if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
             _bad("sysid.stage1", "window, ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
         if self.max_window < self.min_window:

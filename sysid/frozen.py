@@ -10,7 +10,8 @@ A frozen model gives per-reaction rates and the stoichiometry:
 
 A :class:`~sysid.model.MetabolismModel` (checkpoint) and a
 :class:`~sysid.sbml.frozen.SbmlFrozenModel` (SBML ``.xml``) are both frozen models.
-Models with ``shape_corrections = False`` get no MLP_sub shape corrections in stage 1.
+Models with ``shape_corrections = False`` get no MLP_sub shape corrections in stage 1; models with
+``species_set_points = True`` have a set point per species, so stage 1 groups their metabolites by slope.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def load_frozen(path: str | Path, aggr_type: str = "mul") -> FrozenModel:
 
 def uses_shape_corrections(model) -> bool:
     return getattr(model, "shape_corrections", True)
+
+
+def species_set_points(model) -> bool:
+    """Set points are each species' own (SBML models): stage 1 groups metabolites by their slope alone."""
+    return bool(getattr(model, "species_set_points", False))
 
 
 def needs_time(model) -> bool:

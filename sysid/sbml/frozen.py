@@ -23,6 +23,7 @@ class SbmlFrozenModel(nn.Module):
     stoichiometry: torch.Tensor
 
     shape_corrections = False  # MLP_sub shape corrections mean nothing for SBML rate laws
+    species_set_points = True  # each species relaxes to its own level: groups are told apart by slope alone
 
     def __init__(self, compiled: CompiledModel, source: str = "SBML model"):
         super().__init__()

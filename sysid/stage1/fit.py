@@ -9,10 +9,11 @@ import numpy as np
 
 from sysid.config import Stage1Config
 from sysid.errors import SysidInputError
-from sysid.frozen import FrozenModel, transient_frames, uses_shape_corrections
+from sysid.frozen import FrozenModel, species_set_points, transient_frames, uses_shape_corrections
 from sysid.io.dataset import Dataset
-from sysid.stage1.grouping import find_groups
+from sysid.stage1.grouping import find_groups, find_slope_groups
 from sysid.stage1.identifiability import unidentified_species
+from sysid.stage1.misfit import MisfitReport, frozen_misfit
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form, max_window
 from sysid.stage1.result import HomeostasisFit
@@ -26,6 +27,7 @@ class Stage1Result:
     regression: HomeostasisRegression
     frozen: FrozenEvaluation
     window: int
+    misfit: MisfitReport
 
 
 def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
@@ -45,17 +47,23 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
         mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
     ).fit(data, frozen)
-    identified = ~unidentified_species(data.network.S, reg.collinear_)
-    for i in np.nonzero(~identified)[0]:
+    collinear = unidentified_species(data.network.S, reg.collinear_)
+    for i in np.nonzero(collinear)[0]:
         log.warning("metabolite %d: homeostasis not identifiable (a reaction it takes part in is a constant feed or "
                     "first-order sink whose error is collinear with [c, 1]); its fit is not reported as known", i)
+    misfit = frozen_misfit(reg, cfg.misfit_threshold, ~collinear)
+    for i in np.nonzero(misfit.flagged & ~collinear)[0]:
+        log.warning("metabolite %d: the fit leaves a smooth residual of %.3g of the frozen model's term (above %.3g):"
+                    " the model's error there is not a per-reaction factor; its fit is not reported as known",
+                    i, misfit.smooth[i], cfg.misfit_threshold)
+    identified = ~collinear & ~misfit.flagged
     points = np.column_stack([reg.slope_, reg.offset_])
-    grouping = find_groups(
-        points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed
-    )
+    group = find_slope_groups if species_set_points(model) else find_groups
+    grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
+                     trusted=identified)
     fit = HomeostasisFit(
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
         groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
         identified=identified,
     )
-    return Stage1Result(fit, reg, frozen, window)
+    return Stage1Result(fit, reg, frozen, window, misfit)

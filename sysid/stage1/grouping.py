@@ -57,19 +57,27 @@ def _reliable(cov: np.ndarray) -> np.ndarray:
 
 
 def find_groups(
-    points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0
+    points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0,
+    trusted: np.ndarray | None = None,
 ) -> Grouping:
-    """Group metabolites given points (n, 2) = (slope, offset) and covariances (n, 2, 2)."""
+    """Group metabolites given points (n, d) (slope, offset) and covariances (n, d, d).
+
+    Only ``trusted`` metabolites (default all) shape the groups; the others are assigned and pooled.
+    """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
-    centre = np.median(points[finite], axis=0)
-    spread = np.std(points[finite], axis=0)
+    if trusted is not None and (finite & trusted).sum() >= 2:
+        finite_shape = finite & trusted
+    else:
+        finite_shape = finite
+    centre = np.median(points[finite_shape], axis=0)
+    spread = np.std(points[finite_shape], axis=0)
     spread[spread == 0] = 1.0
     z = (points - centre) / spread
     z_cov = cov / np.outer(spread, spread)
-    fit_set = finite & _reliable(np.where(finite[:, None, None], cov, np.inf))
+    fit_set = finite_shape & _reliable(np.where(finite_shape[:, None, None], cov, np.inf))
     if fit_set.sum() < 4:
-        fit_set = finite
+        fit_set = finite_shape
     gm = choose_mixture(z[fit_set], max_groups, seed)
     logp = np.full((n, gm.n_components), -np.inf)
     for k in range(gm.n_components):
@@ -78,10 +86,22 @@ def find_groups(
         )
     labels = _drop_small_groups(logp, min_size=min(min_group_size, max(2, n // 4)))
     labels = np.where(finite, labels, np.argmax(gm.weights_))
-    labels = _merge_inseparable(z, labels, finite)
-    means, covs = _group_moments(z, z_cov, labels, finite)
+    labels = _merge_inseparable(z, labels, finite_shape)
+    means, covs = _group_moments(z, z_cov, labels, finite_shape)
     pooled = _pool(z, z_cov, labels, means, covs, finite) * spread + centre
     return _ordered(labels, pooled, means * spread + centre)
+
+
+def find_slope_groups(points: np.ndarray, cov: np.ndarray, **kwargs) -> Grouping:
+    """Groups by slope alone (set points differ per metabolite); each offset moves with its pooled slope
+    along its own error covariance (the offset's regression on the slope), so the set point stays its own."""
+    one = find_groups(points[:, :1], cov[:, :1, :1], **kwargs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(cov[:, 0, 0] > 0, cov[:, 0, 1] / cov[:, 0, 0], 0.0)
+    offset = points[:, 1] + np.nan_to_num(beta) * (one.pooled[:, 0] - points[:, 0])
+    pooled = np.column_stack([one.pooled[:, 0], offset])
+    means = np.column_stack([one.means[:, 0], [np.median(offset[one.labels == g]) for g in range(len(one.means))]])
+    return Grouping(one.labels, pooled, means)
 
 
 def _robust_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

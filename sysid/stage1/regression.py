@@ -140,6 +140,7 @@ class HomeostasisRegression:
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
         self.rms_ = rms
+        self.residuals_ = res
         self.n_rows_ = design.X.shape[0]
         return self
 
@@ -155,6 +156,8 @@ class HomeostasisRegression:
         self.slope_se_, self.offset_se_ = np.full(n, np.inf), np.full(n, np.inf)
         self.cov_ = np.tile(np.diag([np.inf, np.inf]), (n, 1, 1))  # (slope, offset) covariance per metabolite
         self.quadratic_ = np.zeros(n, bool)
+        # per row (metabolite, window): what the linear law leaves over (read by sysid.stage1.misfit)
+        self.rows_met_, self.rows_win_, self.law_residual_ = design.rows_met, design.rows_win, np.zeros(len(clean))
         for i in range(n):
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
@@ -165,4 +168,5 @@ class HomeostasisRegression:
             self.slope_[i], self.offset_[i] = fit.params
             self.slope_se_[i], self.offset_se_[i] = fit.bse
             self.cov_[i] = np.asarray(fit.cov_params())
+            self.law_residual_[rows] = fit.resid
             self.quadratic_[i] = needs_quadratic(theta, clean[rows], self.sindy_threshold)
