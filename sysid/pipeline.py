@@ -13,11 +13,11 @@ from pathlib import Path
 
 from sysid.config import Config
 from sysid.errors import SysidInputError
-from sysid.evaluation.metrics import rate_constants_r2, refine_metrics, stage1_metrics
+from sysid.evaluation.metrics import rate_constants_r2, refine_metrics, species_stage1_metrics, stage1_metrics
 from sysid.frozen import FrozenModel, check_species, load_frozen, transient_frames
 from sysid.io.atomic import atomic_dir, atomic_file, check_writable
 from sysid.io.checkpoint import check_compatible, load_checkpoint
-from sysid.io.dataset import Dataset, load_dataset, load_truth, write_dataset
+from sysid.io.dataset import Dataset, load_dataset, load_species_truth, load_truth, write_dataset
 from sysid.model import MetabolismModel
 from sysid.phase1.from_truth import model_from_truth
 from sysid.phase1.trainer import Phase1Result, train_phase1
@@ -84,7 +84,8 @@ def fit_to_folder(
                               "support stage 1 only so far; drop --refine")
     if refine_stage:
         check_rollout_length(dataset.n_frames, cfg.training.homeostasis_time_step)
-    fit = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed).fit
+    stage1 = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed)
+    fit = stage1.fit
     metrics: dict[str, float] = {}
     with atomic_dir(out, force) as tmp:
         write_fits(tmp, fit, truth)
@@ -100,8 +101,13 @@ def fit_to_folder(
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             if isinstance(net, MetabolismModel):
                 metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
+        species_truth = load_species_truth(data) if truth is None else None
+        if species_truth is not None:
+            metrics.update(species_stage1_metrics(fit, species_truth))
         metrics["stage1_n_groups"] = float(fit.n_groups)
         metrics["stage1_n_unidentifiable"] = float((~fit.identified).sum()) if fit.identified is not None else 0.0
+        metrics["stage1_frozen_misfit"] = float(stage1.misfit.misfit)
+        metrics["stage1_misfit_statistic"] = stage1.misfit.statistic
         write_analysis_log(metrics, tmp / ANALYSIS_LOG)
     return metrics
 

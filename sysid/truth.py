@@ -32,6 +32,16 @@ class Truth:
 
 
 @dataclass(frozen=True, eq=False)
+class SpeciesTruth:
+    """Ground truth with a lambda and a set point per species (SBML datasets, truth.json); evaluation only."""
+
+    types: np.ndarray  # (n_metabolites,) int, -1 for species without homeostasis
+    lambdas: np.ndarray  # (n_metabolites,)
+    baselines: np.ndarray  # (n_metabolites,) cb_i
+    lambda_per_type: np.ndarray  # (n_types,)
+
+
+@dataclass(frozen=True, eq=False)
 class Simulation:
     concentrations: np.ndarray  # (n_frames + 1, n_metabolites) float32
     dcdt: np.ndarray  # (n_frames + 1, n_metabolites) float32

@@ -11,7 +11,8 @@ from sklearn.metrics import silhouette_score
 from sysid.curves import SWEEP, line_fits, node_curves
 from sysid.model import MetabolismModel
 from sysid.stage2.refine import RefineResult
-from sysid.truth import Truth
+from sysid.stage1.result import HomeostasisFit
+from sysid.truth import SpeciesTruth, Truth
 
 DBSCAN_MIN_SAMPLES = 5
 
@@ -93,6 +94,34 @@ def stage1_metrics(slope: np.ndarray, offset: np.ndarray, groups: np.ndarray, tr
     out["stage1_avg_slope_ratio"] = per_type["avg_slope_ratio"]
     out["stage1_group_acc"] = hungarian_accuracy(groups, truth.types)
     out["stage1_n_groups"] = float(len(np.unique(groups)))
+    return out
+
+
+def species_stage1_metrics(fit: HomeostasisFit, truth: SpeciesTruth) -> dict[str, float]:
+    """stage1_* keys against a per-species truth (SBML datasets), over the identified species with homeostasis.
+
+    Per type t: mean fitted slope (pooled, as in fits.csv) over those species of type t, divided by -lambda_t;
+    group accuracy; the set-point error |cb_fit / cb - 1| with cb_fit = -offset / slope (median, 90th percentile).
+    Keys of a type with no such species, or of an empty set, are NaN.
+    """
+    ok = truth.types >= 0
+    if fit.identified is not None:
+        ok &= fit.identified
+    out: dict[str, float] = {}
+    ratios = []
+    for t, lam in enumerate(truth.lambda_per_type):
+        member = ok & (truth.types == t)
+        ratio = float(np.mean(fit.slope[member]) / -lam) if member.any() and lam else float("nan")
+        out[f"stage1_slope_ratio_{t}"] = ratio
+        ratios.append(ratio)
+    out["stage1_avg_slope_ratio"] = float(np.mean(ratios)) if ratios else float("nan")
+    out["stage1_group_acc"] = hungarian_accuracy(fit.groups[ok], truth.types[ok]) if ok.any() else float("nan")
+    out["stage1_n_groups"] = float(len(np.unique(fit.groups)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.abs((-fit.offset[ok] / fit.slope[ok]) / truth.baselines[ok] - 1.0)
+    err = err[np.isfinite(err)]
+    out["stage1_baseline_err_median"] = float(np.median(err)) if len(err) else float("nan")
+    out["stage1_baseline_err_p90"] = float(np.quantile(err, 0.9)) if len(err) else float("nan")
     return out
 
 

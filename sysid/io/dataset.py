@@ -17,7 +17,7 @@ import torch
 from sysid.errors import SysidInputError
 from sysid.io.safe_load import torch_load
 from sysid.network import Network
-from sysid.truth import Simulation, Truth
+from sysid.truth import Simulation, SpeciesTruth, Truth
 
 X_FILE, Y_FILE = "x_list_0.npy", "y_list_0.npy"
 GRAPH_FILE, S_FILE = "stoich_graph.pt", "stoichiometry.pt"
@@ -227,3 +227,23 @@ def load_truth(folder: str | Path) -> Truth | None:
         raise SysidInputError(f"{folder / X_FILE} column 6 has types outside 0..{len(p) - 1} of {gt_path}: "
                               "the labels and gt_model.pt come from different datasets")
     return Truth(types=types, lambdas=p[:, 0], baselines=p[:, 1], log_k=log_k)
+
+
+def load_species_truth(folder: str | Path) -> SpeciesTruth | None:
+    """Evaluation only: the per-species truth of an SBML dataset (truth.json with 'lambda' and 'cb'), or None."""
+    path = Path(folder) / TRUTH_FILE
+    if not path.is_file():
+        return None
+    truth = json.loads(path.read_text())
+    if truth.get("source") != "sbml":
+        return None
+    try:
+        out = SpeciesTruth(types=np.asarray(truth["types"], np.int64), lambdas=np.asarray(truth["lambda"], np.float64),
+                           baselines=np.asarray(truth["cb"], np.float64),
+                           lambda_per_type=np.asarray(truth["lambda_per_type"], np.float64))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SysidInputError(f"{path} lacks or mangles {exc}: it must hold types, lambda, cb and lambda_per_type "
+                              "per species, as sysid simulate --sbml writes it") from None
+    if not len(out.types) == len(out.lambdas) == len(out.baselines):
+        raise SysidInputError(f"{path}: types, lambda and cb have different lengths; regenerate the dataset")
+    return out

@@ -56,7 +56,8 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         log.warning("metabolite %d: the fit leaves a smooth residual of %.3g of the frozen model's term (above %.3g):"
                     " the model's error there is not a per-reaction factor; its fit is not reported as known",
                     i, misfit.smooth[i], cfg.misfit_threshold)
-    identified = ~collinear & ~misfit.flagged
+    # a run-level misfit leaves no species' fit trustworthy: the shared corrections absorbed it unevenly
+    identified = ~collinear & ~misfit.flagged & (not misfit.misfit)
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,

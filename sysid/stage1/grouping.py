@@ -66,8 +66,8 @@ def find_groups(
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
-    if trusted is not None and (finite & trusted).sum() >= 2:
-        finite_shape = finite & trusted
+    if trusted is not None and (finite & np.asarray(trusted, bool)).sum() >= 2:
+        finite_shape = finite & np.asarray(trusted, bool)
     else:
         finite_shape = finite
     centre = np.median(points[finite_shape], axis=0)

@@ -80,7 +80,7 @@ def frozen_misfit(reg, threshold: float, considered: np.ndarray | None = None) -
                                     res.integrated_reaction[wins, i])
     considered = np.ones(n, bool) if considered is None else considered
     statistic = float(np.median(smooth[considered])) if considered.any() else 0.0
-    report = MisfitReport(smooth, smooth > threshold, statistic, statistic > threshold)
+    report = MisfitReport(smooth, smooth > threshold, statistic, bool(statistic > threshold))
     if report.misfit:
         log.warning("the frozen model's error is not of a form the per-reaction corrections absorb: a smooth "
                     "residual of median %.3g of the model's term is left after the fit (threshold %.3g); the "
