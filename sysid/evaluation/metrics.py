@@ -10,8 +10,8 @@ from sklearn.metrics import silhouette_score
 
 from sysid.curves import SWEEP, line_fits, node_curves
 from sysid.model import MetabolismModel
-from sysid.stage2.refine import RefineResult
 from sysid.stage1.result import HomeostasisFit
+from sysid.stage2.refine import RefineResult
 from sysid.truth import SpeciesTruth, Truth
 
 DBSCAN_MIN_SAMPLES = 5
