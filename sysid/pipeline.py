@@ -13,7 +13,13 @@ from pathlib import Path
 
 from sysid.config import Config
 from sysid.errors import SysidInputError
-from sysid.evaluation.metrics import rate_constants_r2, refine_metrics, species_stage1_metrics, stage1_metrics
+from sysid.evaluation.metrics import (
+    rate_constants_r2,
+    refine_metrics,
+    species_node_metrics,
+    species_stage1_metrics,
+    stage1_metrics,
+)
 from sysid.frozen import FrozenModel, check_species, load_frozen, transient_frames
 from sysid.io.atomic import atomic_dir, atomic_file, check_writable
 from sysid.io.checkpoint import check_compatible, load_checkpoint
@@ -35,6 +41,7 @@ from sysid.simulation import simulate
 from sysid.stage1.fit import fit_stage1
 from sysid.stage1.residuals import compute_residuals, evaluate_frozen, integral_form, summary
 from sysid.stage2.refine import check_rollout_length, refine
+from sysid.stage2.sbml_node import SbmlNodeModel, sbml_refine_options
 from sysid.truth import Truth
 
 
@@ -79,29 +86,34 @@ def fit_to_folder(
     """Stage 1 (and stage 2 with ``refine_stage``): fits.csv, groups.json, analysis.log, figures."""
     check_writable(Path(out), force)
     dataset, net, truth = _load_pair(data, model, cfg)
-    if refine_stage and not isinstance(net, MetabolismModel):
-        raise SysidInputError("--refine needs a MetabolismGraph checkpoint as --model: SBML frozen models "
-                              "support stage 1 only so far; drop --refine")
+    options = cfg.refine_options()
+    stage2_model = net if isinstance(net, MetabolismModel) else None
     if refine_stage:
         check_rollout_length(dataset.n_frames, cfg.training.homeostasis_time_step)
+        if stage2_model is None:  # an SBML frozen model: MLP_node and a on top of its rate laws
+            stage2_model = SbmlNodeModel(net, cfg.graph_model, seed=cfg.training.seed)
+            options = sbml_refine_options(options)
     stage1 = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed)
     fit = stage1.fit
     metrics: dict[str, float] = {}
+    species_truth = load_species_truth(data) if truth is None else None
     with atomic_dir(out, force) as tmp:
         write_fits(tmp, fit, truth)
-        if refine_stage and isinstance(net, MetabolismModel):
-            result = refine(net, dataset, fit, options=cfg.refine_options(), seed=cfg.training.seed,
-                            progress=progress)
+        if refine_stage and stage2_model is not None:
+            device = "cpu" if stage2_model is not net else None  # compiled SBML laws run on the CPU
+            result = refine(stage2_model, dataset, fit, options=options, seed=cfg.training.seed,
+                            progress=progress, device=device)
             eps = cfg.training.cluster_distance_threshold
             both = refine_metrics(result, dataset.concentrations[0], truth, eps) if truth is not None else {}
             write_refine_outputs(result, fit, tmp, both, truth)
             # analysis.log holds the model keys of the kept model; refine_summary.json has both candidates
             metrics.update(both.get("kept", {"phase2_loss": result.phase2_loss}))  # the loss needs no truth
+            if species_truth is not None:
+                metrics.update(species_node_metrics(result.model, dataset.concentrations, fit, species_truth))
         if truth is not None:
             metrics.update(stage1_metrics(fit.slope, fit.offset, fit.groups, truth))
             if isinstance(net, MetabolismModel):
                 metrics.setdefault("rate_constants_R2", rate_constants_r2(net, truth.log_k))
-        species_truth = load_species_truth(data) if truth is None else None
         if species_truth is not None:
             metrics.update(species_stage1_metrics(fit, species_truth))
         metrics["stage1_n_groups"] = float(fit.n_groups)

@@ -125,6 +125,28 @@ def species_stage1_metrics(fit: HomeostasisFit, truth: SpeciesTruth) -> dict[str
     return out
 
 
+@torch.no_grad()
+def species_node_metrics(model: MetabolismModel, concentrations: np.ndarray, fit: HomeostasisFit,
+                         truth: SpeciesTruth, n_points: int = 50) -> dict[str, float]:
+    """MLP_node_slope_ratio_t against a per-species truth: each species' MLP_node line fitted over its own
+    observed concentration range, the slopes averaged over the identified species of type t, over -lambda_t."""
+    lo, hi = concentrations.min(axis=0), concentrations.max(axis=0)
+    grid = np.linspace(lo, hi, n_points)  # (n_points, n_metabolites), one range per species
+    node = model.node(torch.as_tensor(grid, dtype=model.dtype, device=model.device)).cpu().double().numpy()
+    centred = grid - grid.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.sum(centred * (node - node.mean(axis=0)), axis=0) / np.sum(centred**2, axis=0)
+    ok = (truth.types >= 0) & np.isfinite(slopes)
+    if fit.identified is not None:
+        ok &= fit.identified
+    out = {}
+    for t, lam in enumerate(truth.lambda_per_type):
+        member = ok & (truth.types == t)
+        known = member.any() and lam
+        out[f"MLP_node_slope_ratio_{t}"] = float(np.mean(slopes[member]) / -lam) if known else float("nan")
+    return out
+
+
 def refine_metrics(result: RefineResult, c0: np.ndarray, truth: Truth, eps: float) -> dict[str, dict[str, float]]:
     """Model keys (phase2_loss included) of the stage-1 initialisation, the refined model and the kept one."""
     out = {}

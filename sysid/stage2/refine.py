@@ -29,6 +29,7 @@ from torch import nn
 
 from sysid.config import RefineOptions
 from sysid.errors import SysidInputError
+from sysid.frozen import AUTO_TRANSIENT_FRAMES
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel, euler_rollout, linear_layers, pick_device
 from sysid.network import Network
@@ -73,6 +74,22 @@ def split_windows(n_frames: int, horizon: int, validation_fraction: float, n_blo
         starts = np.arange(edges[b], edges[b + 1] - horizon)
         (val if is_val[b] else train).append(starts)
     return Windows(np.concatenate(train), np.concatenate(val), horizon)
+
+
+def within_experiments(windows: Windows, experiment_starts: tuple[int, ...], skip: int) -> Windows:
+    """Only rollout windows inside one experiment, past its first ``skip`` frames (fast initial transients)."""
+    bounds = np.asarray(experiment_starts)
+
+    def keep(starts: np.ndarray) -> np.ndarray:
+        first = np.searchsorted(bounds, starts, side="right") - 1
+        last = np.searchsorted(bounds, starts + windows.horizon, side="right") - 1
+        return starts[(first == last) & (starts - bounds[first] >= skip)]
+
+    out = Windows(keep(windows.train), keep(windows.validation), windows.horizon)
+    if len(out.train) == 0 or len(out.validation) == 0:
+        raise SysidInputError(f"no rollout window of {windows.horizon} steps fits inside one experiment for both "
+                              "training and validation: use longer experiments or a smaller homeostasis_time_step")
+    return out
 
 
 def evenly(starts: np.ndarray, n: int) -> np.ndarray:
@@ -229,6 +246,8 @@ def _refine(model, dataset, fit, options: RefineOptions, seed: int, progress, de
     )
     init_model = copy.deepcopy(work)
     windows = split_windows(dataset.n_frames, options.horizon, rc.validation_fraction, rc.validation_blocks)
+    if len(dataset.experiment_starts) > 1:
+        windows = within_experiments(windows, dataset.experiment_starts, AUTO_TRANSIENT_FRAMES)
     val_set = evenly(windows.validation, rc.eval_windows)
     train_set = evenly(windows.train, rc.eval_windows)
     basis = loss_projection(dataset.network, rc.rollout_space)
