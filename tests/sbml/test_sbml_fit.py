@@ -67,3 +67,36 @@ def test_species_metrics_known_answer():
     assert m["stage1_n_groups"] == 2
     assert m["stage1_baseline_err_median"] == pytest.approx(0.05)
     assert m["stage1_baseline_err_p90"] == pytest.approx(0.1)
+
+
+def test_refine_runs_end_to_end_with_an_sbml_frozen_model(wolf):
+    import dataclasses
+
+    from sysid.io.safe_load import torch_load
+
+    folder, data = wolf
+    cfg = Config().replace("training", data_augmentation_loop=10, homeostasis_time_step=4)
+    cfg = dataclasses.replace(cfg, sysid=dataclasses.replace(cfg.sysid, refine=dataclasses.replace(
+        cfg.sysid.refine, eval_windows=8, validate_every=5)))
+    fit_to_folder(data, WOLF, folder / "fit_refine", cfg, refine_stage=True)
+    log = read_analysis_log(folder / "fit_refine" / "analysis.log")
+    assert np.isfinite(log["phase2_loss"]) and log["phase2_loss"] > 0
+    for t in (0, 1):
+        # the exact model: stage 1 is right to 5%, and the distilled, briefly refined MLP_node keeps that order
+        assert log[f"stage1_slope_ratio_{t}"] == pytest.approx(1.0, abs=0.05)
+        assert 0.5 < log[f"MLP_node_slope_ratio_{t}"] < 1.5
+    state = torch_load(folder / "fit_refine" / "refined_model.pt")["model_state_dict"]
+    assert state["a"].shape[0] == 9 and "node_func.0.weight" in state
+
+
+def test_refine_refuses_rate_laws_that_read_time(tmp_path):
+    from sysid.errors import SysidInputError
+    from sysid.frozen import load_frozen
+    from sysid.stage2.sbml_node import SbmlNodeModel
+    from tests.sbml.test_sbml import pathway_sbml
+
+    path = tmp_path / "pathway.xml"
+    path.write_text(pathway_sbml())  # its feed switches at t = 0.05
+    with pytest.raises(SysidInputError) as info:
+        SbmlNodeModel(load_frozen(path), Config().graph_model)
+    assert "time" in str(info.value) and "\n" not in str(info.value)
