@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,11 +21,17 @@ from sysid.config import GraphModelConfig, RefineOptions
 from sysid.errors import SysidInputError
 from sysid.model import MetabolismModel
 
+if TYPE_CHECKING:
+    from sysid.frozen import FrozenModel
+    from sysid.sbml.frozen import SbmlFrozenModel
+
 
 class SbmlNodeModel(MetabolismModel):
     """MLP_node and a (trainable) over a frozen SBML reaction model."""
 
-    def __init__(self, sbml, arch: GraphModelConfig, seed: int = 0):
+    sbml: SbmlFrozenModel
+
+    def __init__(self, sbml: FrozenModel, arch: GraphModelConfig, seed: int = 0):
         if getattr(sbml, "uses_time", False):
             raise SysidInputError(f"--refine cannot roll out {getattr(sbml, 'source', 'the SBML model')}: its rate "
                                   "laws read the time; drop --refine (stage 1 handles time)")
