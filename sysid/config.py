@@ -233,12 +233,30 @@ class SbmlConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """Ground truth on a real network topology (``sysid simulate --network``); see docs/genome.md.
+
+    Rate constants, types, homeostasis, frames and the time step come from the ``simulation`` section.
+    """
+
+    exchanges: str = "drop"  # "drop" boundary reactions, or "keep" them as constant inflow / first-order outflow
+    reference_concentration: float = 5.0  # c_ref of the scaled mass action v = k prod (c_s / c_ref)^|s|
+    max_concentration: float = 1e4  # a concentration above this stops the simulation (divergence)
+
+    def __post_init__(self) -> None:
+        _positive(self, "reference_concentration", "max_concentration")
+        if self.exchanges not in ("drop", "keep"):
+            _bad("network.exchanges", f"is {self.exchanges!r}", "use 'drop' or 'keep'")
+
+
+@dataclass(frozen=True)
 class Config:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     graph_model: GraphModelConfig = field(default_factory=GraphModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sysid: SysidSection = field(default_factory=SysidSection)
     sbml: SbmlConfig = field(default_factory=SbmlConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def replace(self, section: str, **changes) -> Config:
         """A copy with some keys of one section changed (validated)."""
@@ -340,6 +358,7 @@ _SECTION_NAMES = {
     Stage1Config: "sysid.stage1",
     RefineConfig: "sysid.refine",
     SbmlConfig: "sbml",
+    NetworkConfig: "network",
 }
 
 

@@ -53,6 +53,18 @@ def simulate_to_folder(
     return Path(out)
 
 
+def simulate_network_to_folder(network: str, cfg: Config, out: Path, *, force: bool = False,
+                               progress: Callable[[int], None] | None = None) -> Path:
+    """``sysid simulate --network``: a real topology (SBML file or cobra:NAME) with synthetic kinetics."""
+    from sysid.simulation.genome import simulate_network
+
+    check_writable(Path(out), force)
+    sim = simulate_network(network, cfg, progress)
+    with atomic_dir(out, force) as tmp:
+        write_dataset(sim, tmp)
+    return Path(out)
+
+
 def evaluate_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False) -> dict[str, float]:
     check_writable(Path(out), force)
     dataset = load_dataset(data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,3 +49,4 @@ class Simulation:
     network: Network
     truth: Truth
     delta_t: float
+    metadata: dict = field(default_factory=dict)  # extra truth.json keys (species and reaction ids of a real network)

@@ -84,6 +84,7 @@ def write_dataset(sim: Simulation, folder: Path) -> None:
         "log_k": sim.truth.log_k.astype(float).tolist(),
         "S": sim.network.S.tolist(),
         "substrates": sim.network.substrates.tolist(),
+        **sim.metadata,
     }
     (folder / TRUTH_FILE).write_text(json.dumps(truth))
 

@@ -47,32 +47,51 @@ def simulate(
     lam, cb = lambdas[types], baselines[types]
     S = network.S.astype(np.float64)
     substrates = network.substrates.astype(np.float64)
-    dt32 = np.float32(cfg.delta_t)
 
     def rhs(c):
         return -lam * (c - cb) + S @ mass_action_rates(c, k, substrates)
 
-    n = cfg.n_frames
-    x = np.empty((n + 1, n_met), np.float32)
-    y = np.empty((n + 1, n_met), np.float32)
-    x[0] = rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met)
-    for t in range(n + 1):
+    x0 = rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met)
+    x, y = euler_integrate(rhs, x0, cfg.n_frames, cfg.delta_t, progress)
+    positions = rng.normal(0.0, 0.25, size=(n_met, 2)).astype(np.float32)
+    if noise_level > 0:
+        x, y = _add_measurement_noise(x, noise_level, np.float32(cfg.delta_t), np.random.default_rng(cfg.seed + 1))
+    truth = Truth(types=types, lambdas=lambdas, baselines=baselines, log_k=log_k.astype(np.float32))
+    return Simulation(x, y, positions, network, truth, float(cfg.delta_t))
+
+
+def euler_integrate(
+    rhs: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, n_frames: int, delta_t: float,
+    progress: Callable[[int], None] | None = None, max_concentration: float = np.inf,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Explicit Euler in float32, clamped at 0: frames x (n_frames + 1, n) and the exact y = rhs(x).
+
+    A non-finite y, or a concentration above ``max_concentration``, stops it with one line.
+    """
+    n_met = len(x0)
+    dt32 = np.float32(delta_t)
+    x = np.empty((n_frames + 1, n_met), np.float32)
+    y = np.empty((n_frames + 1, n_met), np.float32)
+    x[0] = x0
+    for t in range(n_frames + 1):
         y[t] = rhs(x[t].astype(np.float64))
         if not np.all(np.isfinite(y[t])):
             raise SysidInputError(
                 f"the simulation diverged at step {t} (explicit Euler is unstable here): "
                 "reduce simulation.delta_t, log_k_max or concentration_max"
             )
-        if t < n:
+        if x[t].max(initial=0.0) > max_concentration:
+            i = int(np.argmax(x[t]))
+            raise SysidInputError(
+                f"the simulation left the bounded range at step {t} (concentration {x[t, i]:.3g} of species {i} "
+                f"> {max_concentration:g}): lower simulation.log_k_max or raise the homeostatic lambdas"
+            )
+        if t < n_frames:
             # float32 update, so x[t+1] = max(x[t] + dt * y[t], 0) holds exactly in the files
             x[t + 1] = np.maximum(x[t] + dt32 * y[t], np.float32(0))
         if progress is not None and t % 100 == 0:
             progress(t)
-    positions = rng.normal(0.0, 0.25, size=(n_met, 2)).astype(np.float32)
-    if noise_level > 0:
-        x, y = _add_measurement_noise(x, noise_level, dt32, np.random.default_rng(cfg.seed + 1))
-    truth = Truth(types=types, lambdas=lambdas, baselines=baselines, log_k=log_k.astype(np.float32))
-    return Simulation(x, y, positions, network, truth, float(cfg.delta_t))
+    return x, y
 
 
 def _add_measurement_noise(x, level, dt32, rng):
