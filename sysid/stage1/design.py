@@ -22,6 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from sysid.network import Network
+from sysid.stage1.block_solve import log_monomials
 from sysid.stage1.residuals import window_frames, window_sum
 
 LOG_EPS = 1e-3
@@ -76,6 +77,16 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     return ShapeFeatures(np.concatenate(blocks, axis=-1), names)
 
 
+SHAPE_FEATURE_BYTES = 2 * 2**30  # per-frame shape features above this size are left out (genome-scale networks)
+
+
+def affordable_knots(n_frames: int, network: Network, n_knots: int) -> int:
+    """``n_knots``, or 0 when the (frames, reactions, features) array of shape features would exceed
+    SHAPE_FEATURE_BYTES: one block of n_knots - 1 hats per distinct |s| plus one for the aggregate."""
+    n_feat = (len(np.unique(network.edges.sto_sub)) + 1) * max(n_knots - 1, 0)
+    return n_knots if (n_frames + 1) * network.n_reactions * n_feat * 8 <= SHAPE_FEATURE_BYTES else 0
+
+
 @dataclass(frozen=True, eq=False)
 class Design:
     """Sparse windowed design; rows are the valid (metabolite, window) pairs in metabolite-major order.
@@ -119,7 +130,8 @@ class Design:
 def mass_action_monomials(conc: np.ndarray, substrates: np.ndarray) -> np.ndarray:
     """prod_k c_k^|s_kj| per frame and reaction: the library's candidate rate law."""
     logc = np.log(np.maximum(conc, 1e-300))
-    return np.exp(logc @ substrates) * ((conc <= 0).astype(np.float64) @ (substrates > 0) == 0)
+    zero = log_monomials((conc <= 0).astype(np.float64), (substrates > 0).astype(np.float64))
+    return np.exp(log_monomials(logc, substrates)) * (zero == 0)
 
 
 def _reaction_block(S: np.ndarray, per_window: np.ndarray, row_of: np.ndarray, n_rows: int) -> sparse.csr_matrix:

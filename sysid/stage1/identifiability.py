@@ -16,6 +16,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 COLLINEAR_TOLERANCE = 1e-6  # relative residual of v_j regressed on [c_i, 1]
+# A species is also not identified when the joint fit's slope variance is more than this many times what its own
+# rows give (stage1.block_solve.slope_inflation): the corrections of its many reactions explain the same data.
+INFLATION_LIMIT = 100.0
 
 
 def collinear_reactions(conc: np.ndarray, rates: np.ndarray, S: np.ndarray,

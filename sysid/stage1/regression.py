@@ -18,10 +18,11 @@ import logging
 
 import numpy as np
 import statsmodels.api as sm
-from scipy import linalg
+from scipy import linalg, sparse
 
 from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
+from sysid.stage1.block_solve import BLOCK_COLUMNS, slope_inflation, solve_eliminating_pairs, times_st
 from sysid.stage1.design import Design, build_design, mass_action_monomials, shape_features
 from sysid.stage1.identifiability import collinear_reactions
 from sysid.stage1.quadratic import needs_quadratic, windowed_library
@@ -36,6 +37,8 @@ STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
 def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray | None = None) -> np.ndarray:
     """(Weighted) least squares via column-scaled normal equations; unused columns get 0."""
     Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
+    if design.X.shape[1] > BLOCK_COLUMNS:
+        return solve_eliminating_pairs(Xw.T @ design.X, Xw.T @ design.y, design.n_met, ridge)
     A = (Xw.T @ design.X).toarray()
     b = Xw.T @ design.y
     d = np.sqrt(np.diag(A))
@@ -65,8 +68,8 @@ class HomeostasisRegression:
     """Joint windowed regression of the frozen model's residuals (scikit-learn style).
 
     ``fit`` sets ``slope_``, ``offset_``, ``slope_se_``, ``offset_se_``,
-    ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``
-    and ``shape_names_``.
+    ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``,
+    ``shape_names_`` and ``inflation_`` (how much the frozen-model corrections inflate each slope's variance).
     """
 
     def __init__(self, *, window: int, ramp: int, shape_knots: int = Stage1Config.shape_knots,
@@ -89,6 +92,7 @@ class HomeostasisRegression:
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
         S = data.network.S.astype(np.float64)
+        S_sparse = sparse.csr_matrix(S)
         substrates = data.network.substrates.astype(np.float64)
         monomials = mass_action_monomials(conc, substrates) if self.mass_action else None
 
@@ -106,8 +110,8 @@ class HomeostasisRegression:
             scale, shape_coef = state
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
-            target = res.windowed - data.delta_t * window_sum((rates - frozen.rates) @ S.T, res.starts, self.window,
-                                                              self.ramp, self.trapezoid)
+            target = res.windowed - data.delta_t * window_sum(times_st(rates - frozen.rates, S, S_sparse), res.starts,
+                                                              self.window, self.ramp, self.trapezoid)
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
                                   monomials, self.ramp, self.trapezoid)
             design = dataclasses.replace(design, X=design.X.multiply(keep[None, :]).tocsr())
@@ -137,6 +141,9 @@ class HomeostasisRegression:
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
         self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
+        w = weights[design.rows_met]
+        self.inflation_ = slope_inflation(design.X.multiply(w[:, None]).tocsr().T @ design.X, design.n_met,
+                                          self.ridge)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
         self.rms_ = rms
