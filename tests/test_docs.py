@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-TUTORIALS = ("quickstart.md", "bring_your_own.md", "robustness.md", "sbml.md", "sweeps.md")
+TUTORIALS = ("quickstart.md", "bring_your_own.md", "robustness.md", "sbml.md", "sweeps.md", "genome.md")
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 RUNNERS = {"bash": ["bash", "-euo", "pipefail", "-c"], "python": [sys.executable, "-c"]}
 
