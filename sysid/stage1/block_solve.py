@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, sparse
-from scipy.sparse.linalg import SuperLU, splu
 
 DENSE_LIMIT = 2_000_000  # n_metabolites * n_reactions up to which dense products with S are used
 BLOCK_COLUMNS = 3000  # design columns above which the per-metabolite block is eliminated first
@@ -43,66 +42,95 @@ def log_monomials(logc: np.ndarray, substrates: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Eliminated:
-    """Scaled, ridged normal equations with the (slope, offset) pairs p eliminated from the other columns q."""
+    """Column-scaled, ridged normal equations with each metabolite's (slope, offset) pair eliminated.
 
-    used: np.ndarray  # columns with data
-    scale: np.ndarray  # 1 / column norm of each used column
-    p: np.ndarray  # positions (in used) of the per-metabolite columns
-    q: np.ndarray  # positions of the other columns
-    lu: SuperLU  # factor of A_pp (block-diagonal 2 x 2)
-    Apq: sparse.csc_matrix
-    Y: np.ndarray  # A_pp^-1 A_pq
-    reduced: np.ndarray  # Schur complement A_qq - A_qp A_pp^-1 A_pq
+    Built one metabolite at a time: a metabolite's rows touch its own pair and the nuisance columns of its
+    reactions only, so its Gram block is small and dense, and its pair is eliminated right away.
+    """
 
-
-def eliminate_pairs(A: sparse.spmatrix, n_met: int, ridge: float) -> Eliminated:
-    A = sparse.csc_matrix(A)
-    d = np.sqrt(A.diagonal())
-    used = np.nonzero(d > 0)[0]
-    scale = 1.0 / d[used]
-    As = sparse.csc_matrix(sparse.diags(scale) @ A[used][:, used] @ sparse.diags(scale)
-                           + ridge * sparse.identity(len(used)))
-    is_pair = used < 2 * n_met
-    p, q = np.nonzero(is_pair)[0], np.nonzero(~is_pair)[0]
-    App, Apq = As[p][:, p].tocsc(), As[p][:, q].tocsc()
-    lu = splu(App)  # block-diagonal 2 x 2: cheap, exact
-    Y = lu.solve(Apq.toarray()) if len(q) else np.zeros((len(p), 0))
-    reduced = As[q][:, q].toarray() - np.asarray(Apq.T @ Y)
-    return Eliminated(used, scale, p, q, lu, Apq, Y, reduced)
+    used: np.ndarray  # nuisance columns (indices into the design) with data
+    scale: np.ndarray  # 1 / column norm of each used nuisance column
+    reduced: np.ndarray  # Schur complement over the used nuisance columns
+    rhs: np.ndarray  # its right-hand side
+    pairs: list  # per metabolite: (nuisance positions, P^-1 (2 x 2), B (2 x k), g_p (2,), pair scales) or None
 
 
-def solve_eliminating_pairs(A: sparse.spmatrix, b: np.ndarray, n_met: int, ridge: float) -> np.ndarray:
-    """Column-scaled, ridged normal equations A x = b whose first 2 n_met columns are (slope, offset) pairs,
-    solved by eliminating those pairs; unused columns get 0."""
-    e = eliminate_pairs(A, n_met, ridge)
-    bs = b[e.used] * e.scale
-    rhs = bs[e.q] - e.Apq.T @ e.lu.solve(bs[e.p])
+def _gram_blocks(design, row_weights: np.ndarray):
+    """Per metabolite: its nuisance columns and the Gram matrix / right-hand side of [slope, offset, those]."""
+    X = design.X.tocsr()
+    bounds = np.searchsorted(design.rows_met, np.arange(design.n_met + 1))
+    n_pair = 2 * design.n_met
+    for i in range(design.n_met):
+        rows = slice(bounds[i], bounds[i + 1])
+        block = X[rows]
+        cols = np.unique(block.indices[block.indices >= n_pair])
+        D = block[:, np.r_[i, design.n_met + i, cols]].toarray()
+        Dw = D * row_weights[rows, None]
+        yield i, cols, Dw.T @ D, Dw.T @ design.y[rows]
+
+
+def eliminate_pairs(design, row_weights: np.ndarray, ridge: float) -> Eliminated:
+    n_col = design.X.shape[1]
+    n_pair = 2 * design.n_met
+    blocks = list(_gram_blocks(design, row_weights))
+    diag = np.zeros(n_col)
+    for i, cols, G, _ in blocks:
+        diag[np.r_[i, design.n_met + i, cols]] += np.diag(G)
+    used = np.nonzero(diag[n_pair:] > 0)[0] + n_pair
+    position = -np.ones(n_col, np.int64)
+    position[used] = np.arange(len(used))
+    scale_all = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
+    reduced, rhs = np.zeros((len(used), len(used))), np.zeros(len(used))
+    pairs: list = []
+    for i, cols, G, g in blocks:
+        if G[0, 0] <= 0 or G[1, 1] <= 0:
+            pairs.append(None)
+            continue
+        sc = scale_all[np.r_[i, design.n_met + i, cols]]
+        Gs, gs = G * sc[:, None] * sc[None, :], g * sc
+        P_inv = np.linalg.inv(Gs[:2, :2] + ridge * np.eye(2))
+        B, pos = Gs[:2, 2:], position[cols]
+        reduced[np.ix_(pos, pos)] += Gs[2:, 2:] - B.T @ P_inv @ B
+        rhs[pos] += gs[2:] - B.T @ P_inv @ gs[:2]
+        pairs.append((pos, P_inv, B, gs[:2], sc[:2]))
+    reduced[np.diag_indices_from(reduced)] += ridge
+    return Eliminated(used, scale_all[used], reduced, rhs, pairs)
+
+
+def solve_eliminating_pairs(design, row_weights: np.ndarray, ridge: float) -> np.ndarray:
+    """The column-scaled, ridged least-squares solution of the windowed design (the dense solve's, up to
+    round-off), with each metabolite's pair eliminated first; unused columns get 0."""
+    e = eliminate_pairs(design, row_weights, ridge)
     try:
-        zq = linalg.solve(e.reduced, rhs, assume_a="pos")
+        zq = linalg.solve(e.reduced, e.rhs, assume_a="pos")
     except linalg.LinAlgError:
-        zq = linalg.lstsq(e.reduced, rhs)[0]
-    z = np.empty(len(e.used))
-    z[e.p], z[e.q] = e.lu.solve(bs[e.p] - e.Apq @ zq), zq
-    coef = np.zeros(A.shape[0])
-    coef[e.used] = z * e.scale
+        zq = linalg.lstsq(e.reduced, e.rhs)[0]
+    coef = np.zeros(design.X.shape[1])
+    coef[e.used] = zq * e.scale
+    for i, pair in enumerate(e.pairs):
+        if pair is not None:
+            pos, P_inv, B, gp, sc = pair
+            coef[[i, design.n_met + i]] = P_inv @ (gp - B @ zq[pos]) * sc
     return coef
 
 
-def slope_inflation(A: sparse.spmatrix, n_met: int, ridge: float) -> np.ndarray:
+def slope_inflation(design, row_weights: np.ndarray, ridge: float) -> np.ndarray:
     """(n_met,) variance inflation of each slope: its variance in the joint fit over its variance given its own
     offset alone (1: the frozen-model corrections take nothing from it; inf: no data)."""
-    e = eliminate_pairs(A, n_met, ridge)
-    slope = np.nonzero(e.used[e.p] < n_met)[0]
-    own = np.array([e.lu.solve(np.eye(1, len(e.p), k).ravel())[k] for k in slope]) if len(slope) else slope
-    out = np.full(n_met, np.inf)
-    if len(e.q) == 0:
-        out[e.used[e.p][slope]] = 1.0
-        return out
+    e = eliminate_pairs(design, row_weights, ridge)
+    out = np.full(design.n_met, np.inf)
+    U = np.zeros((len(e.used), design.n_met))
+    own = np.ones(design.n_met)
+    for i, pair in enumerate(e.pairs):
+        if pair is not None:
+            pos, P_inv, B, _, _ = pair
+            U[pos, i] = (P_inv @ B)[0]
+            own[i] = P_inv[0, 0]
     try:
-        L = linalg.cholesky(e.reduced, lower=True)
-        W = linalg.solve_triangular(L, e.Y[slope].T, lower=True)
+        W = linalg.solve_triangular(linalg.cholesky(e.reduced, lower=True), U, lower=True)
         extra = np.sum(W**2, axis=0)
     except linalg.LinAlgError:
-        extra = np.einsum("ij,ji->i", e.Y[slope], linalg.lstsq(e.reduced, e.Y[slope].T)[0])
-    out[e.used[e.p][slope]] = 1.0 + extra / own
+        extra = np.einsum("ij,ij->j", U, linalg.lstsq(e.reduced, U)[0])
+    ok = np.array([p is not None for p in e.pairs], bool)
+    out[ok] = 1.0 + extra[ok] / own[ok]
     return out

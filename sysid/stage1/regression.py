@@ -36,9 +36,9 @@ STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
 
 def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray | None = None) -> np.ndarray:
     """(Weighted) least squares via column-scaled normal equations; unused columns get 0."""
-    Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
     if design.X.shape[1] > BLOCK_COLUMNS:
-        return solve_eliminating_pairs(Xw.T @ design.X, Xw.T @ design.y, design.n_met, ridge)
+        return solve_eliminating_pairs(design, np.ones(len(design.y)) if row_weights is None else row_weights, ridge)
+    Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
     A = (Xw.T @ design.X).toarray()
     b = Xw.T @ design.y
     d = np.sqrt(np.diag(A))
@@ -141,9 +141,7 @@ class HomeostasisRegression:
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
         self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
-        w = weights[design.rows_met]
-        self.inflation_ = slope_inflation(design.X.multiply(w[:, None]).tocsr().T @ design.X, design.n_met,
-                                          self.ridge)
+        self.inflation_ = slope_inflation(design, weights[design.rows_met], self.ridge)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
         self.rms_ = rms
