@@ -16,9 +16,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 COLLINEAR_TOLERANCE = 1e-6  # relative residual of v_j regressed on [c_i, 1]
-# A species is also not identified when the joint fit's slope variance is more than this many times what its own
-# rows give (stage1.block_solve.slope_inflation): the corrections of its many reactions explain the same data.
-INFLATION_LIMIT = 100.0
+# A species is also not identified when its slope's standard error in the joint fit (its own error inflated by the
+# corrections of its reactions, stage1.block_solve.slope_inflation) exceeds 1/MIN_Z of the median |slope|.
+MIN_Z = 2.0
 
 
 def collinear_reactions(conc: np.ndarray, rates: np.ndarray, S: np.ndarray,
@@ -45,3 +45,10 @@ def _residual(c: np.ndarray, v: np.ndarray) -> float:
 def unidentified_species(S: np.ndarray, collinear: np.ndarray) -> np.ndarray:
     """(n_metabolites,) bool: species changed by a reaction whose correction was dropped."""
     return (S[:, collinear] != 0).any(axis=1)
+
+
+def imprecise(joint_se: np.ndarray, slope: np.ndarray, min_z: float = MIN_Z) -> np.ndarray:
+    """(n_metabolites,) bool: the joint standard error of the slope exceeds 1/min_z of the median |slope|."""
+    finite = np.isfinite(slope)
+    scale = float(np.median(np.abs(slope[finite]))) if finite.any() else 0.0
+    return ~finite | ~(joint_se * min_z <= scale)

@@ -149,6 +149,10 @@ class HomeostasisRegression:
         self.n_rows_ = design.X.shape[0]
         return self
 
+    def raw_slope_se_joint(self) -> np.ndarray:
+        """Slope standard errors with the uncertainty of the frozen-model corrections: slope_se_ * sqrt(inflation)."""
+        return self.slope_se_ * np.sqrt(self.inflation_)
+
     def _set_per_metabolite(self, design: Design, coef: np.ndarray, conc: np.ndarray, starts: np.ndarray,
                             dt: float) -> None:
         """Per metabolite, on its windowed residual cleaned of the frozen-model corrections: OLS of the
