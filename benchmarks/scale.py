@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sysid.evaluation.metrics import hungarian_accuracy
+from sysid.io.dataset import load_truth
+
 KEYS = ("stage1_slope_ratio_0", "stage1_slope_ratio_1", "stage1_offset_ratio_0", "stage1_offset_ratio_1",
         "stage1_group_acc", "stage1_group_acc_identified", "stage1_n_unidentifiable", "stage1_n_groups")
 
@@ -59,11 +62,18 @@ def size_of(folder: Path) -> tuple[int, int]:
 
 
 def accuracy(folder: Path) -> dict[str, float]:
+    """The stage-1 keys of analysis.log, and the group accuracy over identified metabolites (fits.csv)."""
     log = folder / "fit" / "analysis.log"
     if not log.is_file():
         return {}
     pairs = (line.split(":", 1) for line in log.read_text().splitlines() if ":" in line)
-    return {k.strip(): float(v) for k, v in pairs if k.strip() in KEYS}
+    out = {k.strip(): float(v) for k, v in pairs if k.strip() in KEYS}
+    fits = np.genfromtxt(folder / "fit" / "fits.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    identified = np.array([str(v).lower() == "true" for v in fits["identified"]])
+    truth = load_truth(folder / "data")
+    if truth is not None and identified.any():
+        out["stage1_group_acc_identified"] = hungarian_accuracy(fits["group"][identified], truth.types[identified])
+    return out
 
 
 def exponents(rows: list[dict], stages: list[str]) -> dict[str, float]:
