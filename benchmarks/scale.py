@@ -76,11 +76,12 @@ def accuracy(folder: Path) -> dict[str, float]:
     return out
 
 
-def exponents(rows: list[dict], stages: list[str]) -> dict[str, float]:
-    """Slope of log(wall) against log(n_met + n_rxn), per stage (least squares over the networks)."""
+def exponents(rows: list[dict], stages: list[str], column: int = 0) -> dict[str, float]:
+    """Slope of log(cost) against log(n_met + n_rxn), per stage (least squares over the networks);
+    column 0: wall seconds, 1: CPU seconds."""
     out = {}
     for stage in stages:
-        pts = [(r["size"], r[stage][0]) for r in rows if stage in r and r[stage][3] == 0]
+        pts = [(r["size"], r[stage][column]) for r in rows if stage in r and r[stage][3] == 0]
         if len(pts) >= 2:
             x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
             out[stage] = float(np.polyfit(x, y, 1)[0])
@@ -145,6 +146,8 @@ def main() -> None:
             rows.append(row)
     text = [table(rows, args.stages), "", "fitted exponent of wall time against size (log-log slope):"]
     text += [f"  {s}: {e:.2f}" for s, e in exponents(rows, args.stages).items()]
+    text += ["fitted exponent of CPU time against size:"]
+    text += [f"  {s}: {e:.2f}" for s, e in exponents(rows, args.stages, 1).items()]
     text += ["", "stage-1 accuracy (analysis.log of `sysid fit`):"]
     text += [f"  {r['net']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r["accuracy"].items()) for r in rows]
     text.append("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
