@@ -242,9 +242,10 @@ class NetworkConfig:
     exchanges: str = "drop"  # "drop" boundary reactions, or "keep" them as constant inflow / first-order outflow
     reference_concentration: float = 5.0  # c_ref of the scaled mass action v = k prod (c_s / c_ref)^|s|
     max_concentration: float = 1e4  # a concentration above this stops the simulation (divergence)
+    max_order: float = 12.0  # reactions of higher order (sum of |s|; lumped polymerisation steps) are dropped
 
     def __post_init__(self) -> None:
-        _positive(self, "reference_concentration", "max_concentration")
+        _positive(self, "reference_concentration", "max_concentration", "max_order")
         if self.exchanges not in ("drop", "keep"):
             _bad("network.exchanges", f"is {self.exchanges!r}", "use 'drop' or 'keep'")
 

@@ -41,8 +41,11 @@ class GenomeNetwork:
     roles: tuple[str, ...]  # "internal", "inflow" or "outflow" per reaction
 
 
-def build_network(topo: Topology, exchanges: str = "drop") -> GenomeNetwork:
+def build_network(topo: Topology, exchanges: str = "drop", max_order: float = np.inf) -> GenomeNetwork:
     """Internal reactions (and, with ``exchanges='keep'``, boundary ones as inflow or outflow); unused species out.
+
+    Reactions of order (sum of substrate coefficients) above ``max_order`` are dropped: lumped steps such as
+    100 monomers -> polymer, whose rate (c / c_ref)^100 is no kinetics.
 
     A kept boundary reaction that makes a species, or can take it up (:mod:`~sysid.simulation.topology`),
     becomes a constant inflow ``-> A``; the others a first-order outflow ``A ->``.
@@ -62,7 +65,12 @@ def build_network(topo: Topology, exchanges: str = "drop") -> GenomeNetwork:
         reactants = (reactants @ sparse.diags(np.where(inflow, 0.0, 1.0))).tocsc()
     # substrates: reactant coefficients where the net coefficient is not 0 (a catalyst on both sides is no substrate)
     substrates = reactants.multiply(net != 0).tocsc()
-    columns = np.nonzero(keep & (np.diff(net.indptr) > 0))[0]
+    order = np.asarray(substrates.sum(axis=0)).ravel()
+    too_high = keep & (order > max_order)
+    if too_high.any():
+        log.warning("%d reactions of order above %g dropped (e.g. %s)", too_high.sum(), max_order,
+                    topo.reaction_ids[int(np.argmax(too_high))])
+    columns = np.nonzero(keep & ~too_high & (np.diff(net.indptr) > 0))[0]
     net, substrates = net[:, columns], substrates[:, columns]
     used = np.nonzero(np.diff(net.tocsr().indptr) > 0)[0]
     if len(used) == 0 or len(columns) == 0:
@@ -94,7 +102,7 @@ def mass_action(S: sparse.csr_matrix, substrates_t: sparse.csr_matrix, k: np.nda
 def simulate_network(source: str, cfg: Config, progress: Callable[[int], None] | None = None) -> Simulation:
     """Simulate the topology of ``source`` (an SBML file or ``cobra:NAME``) with the ``simulation`` keys."""
     sim, net_cfg = cfg.simulation, cfg.network
-    genome = build_network(read_topology(source), net_cfg.exchanges)
+    genome = build_network(read_topology(source), net_cfg.exchanges, net_cfg.max_order)
     network = genome.network
     n_met, n_rxn = network.S.shape
     if sim.n_metabolite_types > n_met:
