@@ -40,6 +40,10 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         )
     log.info("stage 1 integral window: %d steps, ramp %d frames", window, ramp)
     frozen = evaluate_frozen(model, data.concentrations, data.times)
+    bad = ~np.all(np.isfinite(frozen.rates), axis=0)
+    if bad.any():
+        raise SysidInputError(f"the frozen model gives non-finite rates for {bad.sum()} reactions (first: "
+                              f"{int(np.argmax(bad))}) on these data: use a frozen model valid over the data's range")
     shape = uses_shape_corrections(model)
     skip = transient_frames(data, cfg)
     reg = HomeostasisRegression(
