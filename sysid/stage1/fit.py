@@ -11,8 +11,9 @@ from sysid.config import Stage1Config
 from sysid.errors import SysidInputError
 from sysid.frozen import FrozenModel, species_set_points, transient_frames, uses_shape_corrections
 from sysid.io.dataset import Dataset
+from sysid.stage1.design import affordable_knots
 from sysid.stage1.grouping import find_groups, find_slope_groups
-from sysid.stage1.identifiability import unidentified_species
+from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species
 from sysid.stage1.misfit import MisfitReport, frozen_misfit
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form, max_window
@@ -45,9 +46,13 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         raise SysidInputError(f"the frozen model gives non-finite rates for {bad.sum()} reactions (first: "
                               f"{int(np.argmax(bad))}) on these data: use a frozen model valid over the data's range")
     shape = uses_shape_corrections(model)
+    knots = affordable_knots(data.n_frames, data.network, cfg.shape_knots) if shape else 0
+    if shape and knots < cfg.shape_knots:
+        log.warning("stage 1: MLP_sub shape corrections left out (their per-frame features would not fit in "
+                    "memory for %d reactions); per-reaction scale corrections are kept", data.network.n_reactions)
     skip = transient_frames(data, cfg)
     reg = HomeostasisRegression(
-        window=window, shape_knots=cfg.shape_knots if shape else 0, n_iterations=cfg.n_iterations,
+        window=window, shape_knots=knots, n_iterations=cfg.n_iterations,
         hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
         mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
     ).fit(data, frozen)
@@ -60,8 +65,13 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         log.warning("metabolite %d: the fit leaves a smooth residual of %.3g of the frozen model's term (above %.3g):"
                     " the model's error there is not a per-reaction factor; its fit is not reported as known",
                     i, misfit.smooth[i], cfg.misfit_threshold)
+    imprecise_slope = ~collinear & imprecise(reg.raw_slope_se_joint(), reg.slope_)
+    if imprecise_slope.any():
+        log.warning("%d metabolites: homeostasis not identifiable (with the corrections of their reactions, the "
+                    "slope's standard error exceeds 1/%g of the typical slope); grouped after the others, flagged",
+                    imprecise_slope.sum(), MIN_Z)
     # a run-level misfit leaves no species' fit trustworthy: the shared corrections absorbed it unevenly
-    identified = ~collinear & ~misfit.flagged & (not misfit.misfit)
+    identified = ~collinear & ~misfit.flagged & ~imprecise_slope & (not misfit.misfit)
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,

@@ -26,7 +26,7 @@ def test_flagged_points_neither_shape_nor_move_groups():
         all_points = np.vstack([points, bad])
         all_cov = np.concatenate([cov, np.tile(np.diag([1e-8, 1e-7]), (3, 1, 1))])
         identified = np.r_[np.ones(40, bool), np.zeros(3, bool)]
-        flagged = find_groups(all_points, all_cov, seed=0, identified=identified)
+        flagged = find_groups(all_points, all_cov, seed=0, trusted=identified)
         np.testing.assert_array_equal(flagged.labels[:40], clean.labels)
         np.testing.assert_allclose(flagged.means, clean.means)
         np.testing.assert_allclose(flagged.pooled[:40], clean.pooled)
