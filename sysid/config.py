@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from sysid.errors import SysidInputError
+from sysid.network_config import NetworkConfig
 
 log = logging.getLogger(__name__)
 
@@ -230,24 +231,6 @@ class SbmlConfig:
         for key in ("initial_perturbation_sd", "delta_t", "measurement_noise_level"):
             if getattr(self, key) < 0:
                 _bad(f"sbml.{key}", "is negative", "use a value >= 0")
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Ground truth on a real network topology (``sysid simulate --network``); see docs/genome.md.
-
-    Rate constants, types, homeostasis, frames and the time step come from the ``simulation`` section.
-    """
-
-    exchanges: str = "drop"  # "drop" boundary reactions, or "keep" them as constant inflow / first-order outflow
-    reference_concentration: float = 5.0  # c_ref of the scaled mass action v = k prod (c_s / c_ref)^|s|
-    max_concentration: float = 1e4  # a concentration above this stops the simulation (divergence)
-    max_order: float = 12.0  # reactions of higher order (sum of |s|; lumped polymerisation steps) are dropped
-
-    def __post_init__(self) -> None:
-        _positive(self, "reference_concentration", "max_concentration", "max_order")
-        if self.exchanges not in ("drop", "keep"):
-            _bad("network.exchanges", f"is {self.exchanges!r}", "use 'drop' or 'keep'")
 
 
 @dataclass(frozen=True)
