@@ -51,7 +51,7 @@ def simulate(
     def rhs(c):
         return -lam * (c - cb) + S @ mass_action_rates(c, k, substrates)
 
-    x0 = rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met)
+    x0 = np.asarray(rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met))
     x, y = euler_integrate(rhs, x0, cfg.n_frames, cfg.delta_t, progress)
     positions = rng.normal(0.0, 0.25, size=(n_met, 2)).astype(np.float32)
     if noise_level > 0:

@@ -110,7 +110,7 @@ def simulate_network(source: str, cfg: Config, progress: Callable[[int], None] |
                               f"({sim.n_metabolite_types}): use fewer types")
     rng = np.random.default_rng(sim.seed)
     substrates = sparse.csc_matrix(network.substrates.astype(np.float64))
-    drawn = rng.uniform(sim.log_k_min, sim.log_k_max, size=n_rxn)
+    drawn = np.asarray(rng.uniform(sim.log_k_min, sim.log_k_max, size=n_rxn))
     log_k = scaled_log_k(drawn, substrates, net_cfg.reference_concentration)
     types = rng.permutation(metabolite_types(n_met, sim.n_metabolite_types))
     lambdas = np.asarray(sim.homeostatic_lambda_per_type, np.float64)
@@ -121,7 +121,7 @@ def simulate_network(source: str, cfg: Config, progress: Callable[[int], None] |
     def rhs(c):
         return -lam * (c - cb) + reaction_part(c)
 
-    x0 = rng.uniform(sim.concentration_min, sim.concentration_max, size=n_met)
+    x0 = np.asarray(rng.uniform(sim.concentration_min, sim.concentration_max, size=n_met))
     x, y = euler_integrate(rhs, x0, sim.n_frames, sim.delta_t, progress, net_cfg.max_concentration)
     _report_range(x)
     positions = rng.normal(0.0, 0.25, size=(n_met, 2)).astype(np.float32)
