@@ -1,9 +1,8 @@
 """Typed configuration, read once from MetabolismGraph-style YAML.
 
-The sections ``simulation``, ``graph_model`` and ``training`` keep the
-MetabolismGraph key names; sysid's own stages live in the ``sysid`` section.
-Unknown keys are ignored with a warning; values of the wrong type or that are
-inconsistent raise :class:`~sysid.errors.SysidInputError`.
+The sections ``simulation``, ``graph_model`` and ``training`` keep the MetabolismGraph key names; sysid's own
+stages live in the ``sysid`` section. Unknown keys are ignored with a warning; values of the wrong type or that
+are inconsistent raise :class:`~sysid.errors.SysidInputError`.
 """
 
 from __future__ import annotations
@@ -41,9 +40,10 @@ class SimulationConfig:
     flux_limit: bool = False
     homeostatic_lambda_per_type: tuple[float, ...] = (0.001, 0.002)
     homeostatic_baseline_per_type: tuple[float, ...] = (4.0, 6.0)
+    record_every: int = 1  # one recorded frame every this many Euler steps (sparse sampling)
 
     def __post_init__(self) -> None:
-        _positive(self, "n_metabolites", "n_metabolite_types", "n_reactions", "n_frames")
+        _positive(self, "n_metabolites", "n_metabolite_types", "n_reactions", "n_frames", "record_every")
         _positive(self, "delta_t", "max_metabolites_per_reaction", "cycle_length")
         t = self.n_metabolite_types
         if t > self.n_metabolites:
@@ -91,14 +91,15 @@ class TrainingConfig:
     learning_rate_node_homeostasis: float = 1e-3
     learning_rate_embedding_homeostasis: float = 1e-3
     measurement_noise_level: float = 0.0
+    measurement_noise_kind: str = "absolute"  # "absolute" (+ N(0, level^2)) or "relative" (* exp(N(0, level^2)))
     cluster_distance_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "data_augmentation_loop", "homeostasis_time_step")
         _positive(self, "learning_rate_node_homeostasis", "learning_rate_embedding_homeostasis")
         _positive(self, "cluster_distance_threshold")
-        if self.measurement_noise_level < 0:
-            _bad("training.measurement_noise_level", "is negative", "use a value >= 0")
+        if self.measurement_noise_level < 0 or self.measurement_noise_kind not in ("absolute", "relative"):
+            _bad("training.measurement_noise_level/kind", "is < 0 or unknown", "use >= 0, absolute or relative")
 
 
 @dataclass(frozen=True)
@@ -146,14 +147,16 @@ class Stage1Config:
     min_group_size: int = 5
     transient_frames: int = -1  # frames left out at the start of each experiment; -1: 5 if several, else 0
     misfit_threshold: float = 0.01  # smooth residual / frozen model's term above which the fit is not trusted
+    substeps: int = 0  # Euler sub-steps per interval of a sparse record; 0: the record's own (truth.json) or 10
+    bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
 
     def __post_init__(self) -> None:
         _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
         if self.transient_frames < -1:
             _bad("sysid.stage1.transient_frames", f"is {self.transient_frames}", "use -1 (automatic) or >= 0")
         _positive(self, "reference_relative_noise", "sindy_threshold", "misfit_threshold")
-        if self.window < 0 or self.ridge < 0 or self.shape_knots < 0 or self.hac_maxlags < 0:
-            _bad("sysid.stage1", "window, ridge, shape_knots and hac_maxlags must be >= 0", "fix the values")
+        if min(self.window, self.ridge, self.shape_knots, self.hac_maxlags, self.substeps, self.bound_window) < 0:
+            _bad("sysid.stage1", "window, ridge, shape_knots, hac_maxlags, substeps or bound_window is < 0", "fix it")
         if self.max_window < self.min_window:
             _bad("sysid.stage1.max_window", "is below min_window", "use max_window >= min_window")
 

@@ -31,6 +31,7 @@ from sysid.reports import (
     ANALYSIS_LOG,
     true_homeostasis,
     write_analysis_log,
+    write_detectability,
     write_fits,
     write_model_report,
     write_phase1,
@@ -49,7 +50,8 @@ def simulate_to_folder(
     cfg: Config, out: Path, *, force: bool = False, progress: Callable[[int], None] | None = None
 ) -> Path:
     with atomic_dir(out, force) as tmp:
-        write_dataset(simulate(cfg.simulation, cfg.training.measurement_noise_level, progress), tmp)
+        write_dataset(simulate(cfg.simulation, cfg.training.measurement_noise_level, progress,
+                                    noise_kind=cfg.training.measurement_noise_kind), tmp)
     return Path(out)
 
 
@@ -111,6 +113,7 @@ def fit_to_folder(
     species_truth = load_species_truth(data) if truth is None else None
     with atomic_dir(out, force) as tmp:
         write_fits(tmp, fit, truth)
+        write_detectability(tmp, stage1.detectability, fit)
         if refine_stage and stage2_model is not None:
             device = "cpu" if stage2_model is not net else None  # compiled SBML laws run on the CPU
             result = refine(stage2_model, dataset, fit, options=options, seed=cfg.training.seed,

@@ -20,6 +20,7 @@ from sysid.io.checkpoint import save_checkpoint
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.phase1.trainer import Phase1Result
+from sysid.stage1.detectability import Z_GUIDE, Detectability
 from sysid.stage1.residuals import FrozenEvaluation, Residuals
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage2.refine import RefineResult
@@ -30,6 +31,7 @@ ANALYSIS_LOG = "analysis.log"
 REFINED_CHECKPOINT = "refined_model.pt"
 INIT_CHECKPOINT = "stage1_init_model.pt"
 REFINE_SUMMARY = "refine_summary.json"
+DETECTABILITY_CSV = "detectability.csv"
 
 
 def true_homeostasis(data: Dataset, truth: Truth) -> np.ndarray:
@@ -86,6 +88,24 @@ def _cell(value) -> str:
     if isinstance(value, np.integer | int):
         return str(int(value))
     return f"{float(value):.8g}"
+
+
+def write_detectability(out: Path, report: Detectability, fit: HomeostasisFit) -> None:
+    """detectability.csv (one row per metabolite) and detectability.png."""
+    columns = {
+        "metabolite": np.arange(len(report.z_score)), "z_score": report.z_score, "identified": report.identified,
+        "group": fit.groups, "crb_slope": report.crb_slope, "crb_offset": report.crb_offset,
+    }
+    columns = {k: v for k, v in columns.items() if v is not None}
+    with open(out / DETECTABILITY_CSV, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*columns, "collinear_reactions"])
+        for i in range(len(report.z_score)):
+            pairs = [f"{j}:{c:.3f}" for j, c in zip(report.collinear_reactions[i], report.collinear_cosine[i],
+                                                    strict=True) if j >= 0]
+            w.writerow([*(_cell(v[i]) for v in columns.values()), " ".join(pairs)])
+    relative = None if report.crb_slope is None else report.crb_slope / np.maximum(np.abs(fit.raw_slope), 1e-300)
+    plots.detectability(report.z_score, report.identified, Z_GUIDE, out / "detectability.png", relative)
 
 
 # --- analysis.log ----------------------------------------------------------------------------

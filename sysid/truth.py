@@ -48,5 +48,8 @@ class Simulation:
     positions: np.ndarray  # (n_metabolites, 2) float32
     network: Network
     truth: Truth
-    delta_t: float
+    delta_t: float  # time between recorded frames
     metadata: dict = field(default_factory=dict)  # extra truth.json keys (species and reaction ids of a real network)
+    record_every: int = 1  # integration steps per recorded frame
+    noise_level: float = 0.0  # measurement noise added to the recorded concentrations
+    noise_kind: str = "absolute"  # "absolute" or "relative" (log-normal)

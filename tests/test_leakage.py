@@ -8,7 +8,7 @@ import pytest
 from sysid.config import Config
 from sysid.pipeline import fit_to_folder
 
-FITTED = ("fits.csv", "groups.json")
+FITTED = ("fits.csv", "groups.json", "detectability.csv")
 
 
 def _relabel(src, dst, how):

@@ -113,3 +113,23 @@ def group_lines(group_slopes, group_offsets, path: Path, truth: Truth | None = N
     ax.set(xlabel="concentration c", ylabel="homeostatic rate", title="stage 1 group lines")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def detectability(z_score: np.ndarray, identified: np.ndarray, z_min: float, path: Path,
+                  crb_relative: np.ndarray | None = None) -> None:
+    """z-score |slope| / se per metabolite (log scale), unidentified ones marked; relative Cramer-Rao bound if any."""
+    n_panels = 1 if crb_relative is None else 2
+    fig, axes = plt.subplots(1, n_panels, figsize=(6 * n_panels, 4), squeeze=False)
+    ax = axes[0, 0]
+    idx = np.arange(len(z_score))
+    z = np.maximum(z_score, 1e-3)
+    ax.scatter(idx[identified], z[identified], s=10, label="identified")
+    ax.scatter(idx[~identified], z[~identified], s=18, marker="x", color="C3", label="not identified")
+    ax.axhline(z_min, color="grey", ls="--", lw=1)
+    ax.set(yscale="log", xlabel="metabolite", ylabel="|slope| / se", title="detectability")
+    ax.legend(fontsize=8)
+    if crb_relative is not None:
+        ax = axes[0, 1]
+        ax.scatter(idx, np.maximum(crb_relative, 1e-6), s=10)
+        ax.set(yscale="log", xlabel="metabolite", ylabel="Cramer-Rao sd / |slope|", title="physical limit of the slope")
+    _save(fig, path)

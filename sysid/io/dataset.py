@@ -36,6 +36,7 @@ class Dataset:
     delta_t: float
     experiment_starts: tuple[int, ...] = (0,)  # first frame of each experiment (x_list_k) in the arrays
     euler_steps: bool = True  # x[t+1] = max(x[t] + dt y[t], 0): frames are Euler steps (else a continuous record)
+    steps_per_frame: int = 1  # integration steps between recorded frames (truth.json record_every), when known
 
     @property
     def times(self) -> np.ndarray:
@@ -78,6 +79,9 @@ def write_dataset(sim: Simulation, folder: Path) -> None:
     torch.save(p, folder / P_FILE)
     truth = {
         "delta_t": sim.delta_t,
+        "record_every": sim.record_every,
+        "measurement_noise_level": sim.noise_level,
+        "measurement_noise_kind": sim.noise_kind,
         "types": sim.truth.types.tolist(),
         "lambda_per_type": sim.truth.lambdas.tolist(),
         "baseline_per_type": sim.truth.baselines.tolist(),
@@ -143,8 +147,18 @@ def load_dataset(folder: str | Path) -> Dataset:
     dcdt = np.ascontiguousarray(np.concatenate([a[:, :, 0] for a in ys]))
     network = _load_network(folder, conc.shape[1])
     dt = _delta_t(folder, conc[: len(x)], dcdt[: len(x)])
-    euler = all(_euler_steps(a[:, :, CONC_COL], b[:, :, 0], dt) for a, b in zip(xs, ys, strict=True))
-    return Dataset(conc, dcdt, np.ascontiguousarray(x[0, :, 1:3]), network, dt, starts, euler)
+    every = _record_every(folder)
+    euler = every == 1 and all(_euler_steps(a[:, :, CONC_COL], b[:, :, 0], dt) for a, b in zip(xs, ys, strict=True))
+    return Dataset(conc, dcdt, np.ascontiguousarray(x[0, :, 1:3]), network, dt, starts, euler, every)
+
+
+def _record_every(folder: Path) -> int:
+    """Integration steps per recorded frame from truth.json's ``record_every`` (1 when not recorded)."""
+    truth = folder / TRUTH_FILE
+    every = json.loads(truth.read_text()).get("record_every", 1) if truth.is_file() else 1
+    if not isinstance(every, int) or every < 1:
+        raise SysidInputError(f"{truth} has record_every {every!r}: use a positive integer or remove the key")
+    return every
 
 
 def _euler_steps(conc: np.ndarray, dcdt: np.ndarray, dt: float) -> bool:

@@ -27,12 +27,14 @@ def cache_root() -> Path:
 def default_dataset_dir(cfg: Config | None = None) -> Path:
     """Folder of the default-regime dataset, simulated on first use (deterministic)."""
     cfg = cfg or default_config()
-    key = json.dumps([cfg.simulation.__dict__, cfg.training.measurement_noise_level], sort_keys=True, default=str)
+    key = json.dumps([cfg.simulation.__dict__, cfg.training.measurement_noise_level,
+                      cfg.training.measurement_noise_kind], sort_keys=True, default=str)
     folder = cache_root() / f"default-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if not (folder / "truth.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         with atomic_dir(folder, force=True) as tmp:
-            write_dataset(simulate(cfg.simulation, cfg.training.measurement_noise_level), tmp)
+            write_dataset(simulate(cfg.simulation, cfg.training.measurement_noise_level,
+                                    noise_kind=cfg.training.measurement_noise_kind), tmp)
     return folder
 
 

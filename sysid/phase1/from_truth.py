@@ -122,7 +122,7 @@ def _fit_correction(
     net = _scaled_mlp(sizes, c_max, generator).double()
     c = torch.as_tensor(np.concatenate(list(samples.values())), dtype=torch.float64)
     s = torch.as_tensor(np.concatenate([np.full(len(v), k) for k, v in samples.items()]), dtype=torch.float64)
-    floor = torch.as_tensor(np.concatenate([np.full(len(v), np.quantile(v, 0.01)) for v in samples.values()]))
+    floor = torch.as_tensor(np.concatenate([np.full(len(v), _floor(v)) for v in samples.values()]))
     scale = float((c**s).max())  # fit a target of order 1, rescale the output layer afterwards
     target = (c**s - c) / scale
     weight = scale / (c**s + floor**s)
@@ -144,6 +144,14 @@ def _fit_correction(
     with torch.no_grad():
         small[-1].weight.mul_(MSG_SCALE * scale)
     _embed_pair(layers, small, width)
+
+
+def _floor(values: np.ndarray) -> float:
+    """1% quantile of the concentrations, or (when that is a clamped zero, as in noisy data) the smallest
+    positive one: the relative error weight 1 / (c**s + floor**s) must stay finite at c = 0."""
+    q = float(np.quantile(values, 0.01))
+    positive = values[values > 0]
+    return q if q > 0 else float(positive.min()) if len(positive) else LINEAR_INPUT
 
 
 def _correction_samples(coefs: list[float], network: Network, concentrations: np.ndarray | None, c_max: float):

@@ -33,9 +33,19 @@ def mass_action_rates(c: np.ndarray, k: np.ndarray, substrates: np.ndarray) -> n
 
 
 def simulate(
-    cfg: SimulationConfig, noise_level: float = 0.0, progress: Callable[[int], None] | None = None
+    cfg: SimulationConfig, noise_level: float = 0.0, progress: Callable[[int], None] | None = None, *,
+    noise_kind: str = "absolute",
 ) -> Simulation:
-    """Euler-integrate the ground-truth system (docs/reference.md, the simulator)."""
+    """Euler-integrate the ground-truth system (docs/reference.md, the simulator).
+
+    ``cfg.n_frames`` Euler steps of ``cfg.delta_t`` are taken and every ``cfg.record_every``-th state is
+    recorded, with y the exact right-hand side there; the dataset's time step is record_every * delta_t.
+    Measurement noise of ``noise_kind`` (absolute: + N(0, level^2); relative: * exp(N(0, level^2))) is added
+    to the recorded states, and y becomes their forward difference.
+    """
+    if cfg.n_frames % cfg.record_every or cfg.n_frames < 2 * cfg.record_every:
+        raise SysidInputError(f"config simulation.record_every ({cfg.record_every}) does not split n_frames "
+                              f"({cfg.n_frames}) into at least 2 recorded steps: use a divisor of n_frames")
     rng = np.random.default_rng(cfg.seed)
     network = random_network(cfg, rng)
     n_met, n_rxn = network.S.shape
@@ -54,10 +64,15 @@ def simulate(
     x0 = np.asarray(rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met))
     x, y = euler_integrate(rhs, x0, cfg.n_frames, cfg.delta_t, progress)
     positions = rng.normal(0.0, 0.25, size=(n_met, 2)).astype(np.float32)
+    every = cfg.record_every
+    x, y = x[::every], y[::every]
+    delta_t = float(cfg.delta_t) * every
     if noise_level > 0:
-        x, y = _add_measurement_noise(x, noise_level, np.float32(cfg.delta_t), np.random.default_rng(cfg.seed + 1))
+        x, y = _add_measurement_noise(x, noise_level, np.float32(delta_t), np.random.default_rng(cfg.seed + 1),
+                                      noise_kind)
     truth = Truth(types=types, lambdas=lambdas, baselines=baselines, log_k=log_k.astype(np.float32))
-    return Simulation(x, y, positions, network, truth, float(cfg.delta_t))
+    return Simulation(np.ascontiguousarray(x), np.ascontiguousarray(y), positions, network, truth, delta_t,
+                      record_every=every, noise_level=float(noise_level), noise_kind=noise_kind)
 
 
 def euler_integrate(
@@ -94,8 +109,15 @@ def euler_integrate(
     return x, y
 
 
-def _add_measurement_noise(x, level, dt32, rng):
-    noisy = np.maximum(x + rng.normal(0.0, level, size=x.shape).astype(np.float32), np.float32(0))
+def _add_measurement_noise(x, level, dt32, rng, kind="absolute"):
+    """Absolute: x + N(0, level^2), clamped at 0. Relative (log-normal): x * exp(N(0, level^2))."""
+    draw = rng.normal(0.0, level, size=x.shape)
+    if kind == "relative":
+        noisy = (x * np.exp(draw)).astype(np.float32)
+    elif kind == "absolute":
+        noisy = np.maximum(x + draw.astype(np.float32), np.float32(0))
+    else:
+        raise SysidInputError(f"measurement noise kind {kind!r} is unknown: use 'absolute' or 'relative'")
     y = np.empty_like(noisy)
     y[:-1] = (noisy[1:] - noisy[:-1]) / dt32
     y[-1] = y[-2]

@@ -36,15 +36,15 @@ class ShapeFeatures:
     names: list[str]
 
 
-def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray) -> np.ndarray:
-    """Piecewise-linear hat functions on knots at quantiles of x[mask] from its minimum to its maximum:
-    array of shape (*x.shape, n_hats).
+def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Piecewise-linear hat functions on knots at quantiles of reference[mask] (default: x[mask]) from its
+    minimum to its maximum: array of shape (*x.shape, n_hats).
 
     The first hat is left out: the hats sum to one, which the per-reaction scale already spans.
     """
     if n_knots < 2 or not mask.any():
         return np.zeros((*x.shape, 0))
-    knots = np.unique(np.quantile(x[mask], np.linspace(0.0, 1.0, n_knots)))
+    knots = np.unique(np.quantile((x if reference is None else reference)[mask], np.linspace(0.0, 1.0, n_knots)))
     if len(knots) < 2:
         return np.zeros((*x.shape, 0))
     z = np.clip(x, knots[0], knots[-1])
@@ -56,22 +56,28 @@ def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray) -> np.ndarray:
     return hats[..., 1:]
 
 
-def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int) -> ShapeFeatures:
+def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int,
+                   reference: tuple[np.ndarray, np.ndarray] | None = None) -> ShapeFeatures:
     """Shared features of each reaction: per coefficient value |s|, sums over its substrate edges of
-    hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors)."""
+    hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors).
+
+    Knots sit at quantiles of ``reference`` = (conc, aggregate) when given (features of other states on the
+    knots of the data), else of ``conc`` and ``aggregate`` themselves."""
     e = network.edges
     logc = np.log(conc + LOG_EPS)
+    ref_c, ref_agg = (logc, None) if reference is None else (np.log(reference[0] + LOG_EPS), reference[1])
     blocks, names = [], []
     for s in np.unique(e.sto_sub):
         edges = np.nonzero(e.sto_sub == s)[0]
         incidence = np.zeros((conc.shape[1], network.n_reactions))
         np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
-        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, logc.shape))  # (T, N, K)
+        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, ref_c.shape), ref_c)  # (T, N, K)
         blocks.append(np.einsum("tnk,nj->tjk", hats, incidence, optimize=True))
         names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
     has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
     log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
-    hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape))
+    ref_agg = log_agg if ref_agg is None else np.log(np.maximum(np.abs(ref_agg), 1e-12))
+    hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, ref_agg.shape), ref_agg)
     blocks.append(hats * has_sub[None, :, None])
     names += [f"log_agg hat {k}" for k in range(1, hats.shape[-1] + 1)]
     return ShapeFeatures(np.concatenate(blocks, axis=-1), names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -11,15 +12,20 @@ from sysid.config import Stage1Config
 from sysid.errors import SysidInputError
 from sysid.frozen import FrozenModel, species_set_points, transient_frames, uses_shape_corrections
 from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+from sysid.stage1.bound import cramer_rao_bound
 from sysid.stage1.design import affordable_knots
+from sysid.stage1.detectability import Detectability, detectability
 from sysid.stage1.grouping import find_groups, find_slope_groups
 from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species
 from sysid.stage1.misfit import MisfitReport, frozen_misfit
 from sysid.stage1.regression import HomeostasisRegression
-from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form, max_window
+from sysid.stage1.residuals import FrozenEvaluation, estimate_noise, evaluate_frozen, integral_form, max_window
 from sysid.stage1.result import HomeostasisFit
+from sysid.stage1.shooting import ShootingRegression
 
 log = logging.getLogger(__name__)
+DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,10 +35,53 @@ class Stage1Result:
     frozen: FrozenEvaluation
     window: int
     misfit: MisfitReport
+    detectability: Detectability
 
 
 def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
+    result = _fit_sparse(data, model, cfg, seed) if uses_shooting(data, model, cfg) else _fit_windows(
+        data, model, cfg, seed)
+    if cfg.bound_window > 0 and isinstance(model, MetabolismModel):
+        result = dataclasses.replace(result, detectability=_with_bound(result, data, model, cfg))
+    return result
+
+
+def _with_bound(result: Stage1Result, data: Dataset, model: MetabolismModel, cfg: Stage1Config) -> Detectability:
+    """The Cramer-Rao bounds at the fitted parameters, for the measurement noise estimated from the data."""
+    reg, noise = result.regression, estimate_noise(data.concentrations)
+    log.info("stage 1 Cramer-Rao bound: windows of %d samples, estimated noise sd %.3g", cfg.bound_window, noise)
+    bound = cramer_rao_bound(model, data.concentrations, data.delta_t, slope=reg.slope_, offset=reg.offset_,
+                             noise_level=noise, window=cfg.bound_window, substeps=substeps(data, cfg)
+                             if uses_shooting(data, model, cfg) else 1, scale=reg.reaction_scale_)
+    return dataclasses.replace(result.detectability, crb_slope=bound.slope_sd, crb_offset=bound.offset_sd)
+
+
+def uses_shooting(data: Dataset, model, cfg: Stage1Config) -> bool:
+    """Sparse records of a MetabolismGraph model: frames are not Euler steps and sub-steps are asked for."""
+    return not data.euler_steps and substeps(data, cfg) > 1 and isinstance(model, MetabolismModel)
+
+
+def substeps(data: Dataset, cfg: Stage1Config) -> int:
+    """Sub-steps per recorded interval: ``cfg.substeps``, or (0) the record's own integration steps per frame
+    when the dataset says (truth.json record_every), else 10."""
+    if cfg.substeps > 0:
+        return cfg.substeps
+    return data.steps_per_frame if data.steps_per_frame > 1 else DEFAULT_SUBSTEPS
+
+
+def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int) -> Stage1Result:
+    log.info("stage 1 on a sparse record: shooting over each recorded interval, %d sub-steps", substeps(data, cfg))
+    reg = ShootingRegression(substeps=substeps(data, cfg), n_iterations=cfg.n_iterations, ridge=cfg.ridge).fit(
+        data, model)
+    frozen = evaluate_frozen(model, data.concentrations, data.times)
+    n = data.n_metabolites  # the misfit test needs the windowed residuals: not made here
+    misfit = MisfitReport(np.zeros(n), np.zeros(n, bool), float("nan"), False)
+    identified = ~imprecise(reg.slope_se_, reg.slope_)  # its standard errors are already the joint ones
+    return _group(reg, identified, frozen, reg.span, cfg, seed, model, misfit)
+
+
+def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int) -> Stage1Result:
     window, ramp = integral_form(data.concentrations, cfg)
     if window > max_window(data.n_frames, ramp):
         raise SysidInputError(
@@ -72,6 +121,13 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
                     imprecise_slope.sum(), MIN_Z)
     # a run-level misfit leaves no species' fit trustworthy: the shared corrections absorbed it unevenly
     identified = ~collinear & ~misfit.flagged & ~imprecise_slope & (not misfit.misfit)
+    return _group(reg, identified, frozen, window, cfg, seed, model, misfit)
+
+
+def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, cfg: Stage1Config, seed: int,
+           model: FrozenModel, misfit: MisfitReport) -> Stage1Result:
+    report = detectability(reg.slope_, reg.slope_se_, identified, reg.design_matrix_, reg.slope_cols_,
+                           reg.reaction_cols_)
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
@@ -81,4 +137,4 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
         identified=identified,
     )
-    return Stage1Result(fit, reg, frozen, window, misfit)
+    return Stage1Result(fit, reg, frozen, window, misfit, report)

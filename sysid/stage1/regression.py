@@ -40,7 +40,11 @@ def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray
         return solve_eliminating_pairs(design, np.ones(len(design.y)) if row_weights is None else row_weights, ridge)
     Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
     A = (Xw.T @ design.X).toarray()
-    b = Xw.T @ design.y
+    return normal_solve(A, Xw.T @ design.y, ridge)
+
+
+def normal_solve(A: np.ndarray, b: np.ndarray, ridge: float) -> np.ndarray:
+    """Column-scaled normal equations A coef = b with a tiny ridge; columns that are never used get 0."""
     d = np.sqrt(np.diag(A))
     used = d > 0
     scale = 1.0 / d[used]
@@ -69,7 +73,8 @@ class HomeostasisRegression:
 
     ``fit`` sets ``slope_``, ``offset_``, ``slope_se_``, ``offset_se_``,
     ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``,
-    ``shape_names_`` and ``inflation_`` (how much the frozen-model corrections inflate each slope's variance).
+    ``shape_names_``, ``inflation_`` (how much the frozen-model corrections inflate each slope's variance) and
+    the final design (``design_matrix_``, ``slope_cols_``, ``reaction_cols_``).
     """
 
     def __init__(self, *, window: int, ramp: int, shape_knots: int = Stage1Config.shape_knots,
@@ -144,6 +149,7 @@ class HomeostasisRegression:
         self.inflation_ = slope_inflation(design, weights[design.rows_met], self.ridge)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
+        self.design_matrix_, self.slope_cols_, self.reaction_cols_ = design.X, design.slope_cols, design.reaction_cols
         self.rms_ = rms
         self.residuals_ = res
         self.n_rows_ = design.X.shape[0]

@@ -36,7 +36,8 @@ def test_fit_and_evaluate_on_a_dataset(small_dir, small_frozen, tmp_path):
     assert proc.returncode == 0, proc.stderr
     log = read_analysis_log(tmp_path / "fit" / "analysis.log")
     assert log["stage1_group_acc"] == 1.0 and abs(log["stage1_avg_slope_ratio"] - 1) < 0.02
-    for name in ("fits.csv", "groups.json", "stage1_fits.png", "stage1_groups.png"):
+    for name in ("fits.csv", "groups.json", "stage1_fits.png", "stage1_groups.png", "detectability.csv",
+                 "detectability.png"):
         assert (tmp_path / "fit" / name).is_file()
     proc = sysid("residuals", "--data", small_dir, "--model", small_frozen, "--out", tmp_path / "res")
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,156 @@
+"""Stage 1 on noisy and sparse data against the Cramer-Rao bound (issue cases (a)-(d)).
+
+    python benchmarks/noise_bench.py [--seeds 1,2,3,4,6] [--cases a,b,c,d] [--small]
+
+Per case and seed: simulate (default regime unless --small), build the frozen
+model from the truth with log_k noise 0.1 (seed 1), run stage 1 end to end and
+score it against the truth: per-type slope and offset ratios (pooled answer),
+group accuracy, metabolites flagged as not identified, and the share of the
+per-metabolite 95% intervals (raw estimate +- 1.96 se, as in fits.csv) that
+contain the true slope and offset. The Cramer-Rao bound is computed at the
+truth (exact frozen model, true slopes, noise-free states) with the per-reaction
+rate multipliers and every window's start as nuisance parameters, on windows of
+100 integration steps (sysid.stage1.bound); it scales with the noise level, so
+it is computed once per seed and record and scaled. Efficiency: the RMSE of the
+raw per-metabolite slopes over seeds divided by their bound (median and 90th
+percentile over metabolites; 1 is efficient), and the RMSE of the per-type mean
+slope divided by the bound on that mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from sysid.config import Config
+from sysid.errors import SysidInputError
+from sysid.evaluation.metrics import stage1_metrics
+from sysid.io.dataset import Dataset
+from sysid.phase1.from_truth import model_from_truth
+from sysid.simulation import simulate
+from sysid.stage1.bound import cramer_rao_bound
+from sysid.stage1.fit import fit_stage1
+
+CASES = {  # record_every, noise level, noise kind, target ratio error
+    "a": (10, 0.0, "absolute", 0.02),
+    "b": (1, 0.02, "absolute", 0.05),
+    "c": (10, 0.05, "relative", 0.10),
+    "d": (1, 0.01, "absolute", 0.03),
+}
+BOUND_STEPS = 100  # integration steps per window of the bound
+SMALL = {"n_metabolites": 40, "n_reactions": 100}
+
+
+def run_case(case: str, seed: int, small: bool, bounds: dict) -> dict:
+    every, noise, kind, _ = CASES[case]
+    cfg = Config().replace("simulation", seed=seed, record_every=every, **(SMALL if small else {}))
+    sim = simulate(cfg.simulation, noise, noise_kind=kind)
+    model = model_from_truth(sim.network, sim.truth.log_k, cfg.graph_model, log_k_noise=0.1, seed=1,
+                             concentrations=sim.concentrations).freeze_reactions()
+    data = Dataset(sim.concentrations, sim.dcdt, sim.positions, sim.network, sim.delta_t,
+                   euler_steps=every == 1, steps_per_frame=every)
+    start = time.perf_counter()
+    result = fit_stage1(data, model, cfg.sysid.stage1, seed=cfg.training.seed)
+    seconds = time.perf_counter() - start
+    t, fit = sim.truth, result.fit
+    slope, offset = -t.lambdas[t.types], t.lambdas[t.types] * t.baselines[t.types]
+    m = stage1_metrics(fit.slope, fit.offset, fit.groups, t)
+    out = {
+        "ratios": [m[f"stage1_slope_ratio_{k}"] for k in range(t.n_types)]
+        + [m[f"stage1_offset_ratio_{k}"] for k in range(t.n_types)],
+        "acc": m["stage1_group_acc"], "n_groups": m["stage1_n_groups"], "seconds": seconds,
+        "unidentified": int((~fit.identified).sum()),
+        "cover_slope": float(np.mean(np.abs(fit.raw_slope - slope) <= 1.96 * fit.slope_se)),
+        "cover_offset": float(np.mean(np.abs(fit.raw_offset - offset) <= 1.96 * fit.offset_se)),
+        "slope_err": fit.raw_slope - slope, "true_slope": slope,
+        "type_err": np.array([np.nanmean(fit.slope[t.types == k]) - slope[t.types == k].mean()
+                              for k in range(t.n_types)]),
+    }
+    if noise > 0:
+        key = (seed, every, kind)
+        if key not in bounds:
+            clean = simulate(cfg.simulation)
+            exact = model_from_truth(sim.network, sim.truth.log_k, cfg.graph_model, log_k_noise=0.0, seed=1,
+                                     concentrations=clean.concentrations)
+            bounds[key] = cramer_rao_bound(exact, clean.concentrations, clean.delta_t, slope=slope, offset=offset,
+                                           noise_level=1.0, noise_kind=kind, window=BOUND_STEPS // every,
+                                           substeps=every)
+        b = bounds[key]
+        out["crb"] = noise * b.slope_sd
+        out["crb_type"] = noise * np.array([b.mean_slope_sd(t.types == k) for k in range(t.n_types)])
+        out["crb_shared_rel"] = noise * b.shared_slope_sd(t.types) / np.abs(t.slopes())
+    return out
+
+
+def run_or_fail(case: str, seed: int, small: bool, bounds: dict) -> dict:
+    """A failed seed (the simulation diverges, stage 1 raises) is a row of the table too, counted as a miss."""
+    try:
+        return run_case(case, seed, small, bounds)
+    except (SysidInputError, ValueError, np.linalg.LinAlgError) as exc:
+        return {"error": f"{type(exc).__name__}: {str(exc)[:90]}"}
+
+
+def summarise(case: str, all_rows: list[dict]) -> list[str]:
+    every, noise, kind, target = CASES[case]
+    failed = [(seed, r["error"]) for seed, r in all_rows if "error" in r]
+    rows = [(seed, r) for seed, r in all_rows if "error" not in r]
+    lines = [f"## case ({case}): record_every {every}, {kind} noise {noise}; target: ratios within {target:.0%}", "",
+             "| seed | slope ratios | offset ratios | group acc | groups | not identified | cover slope | "
+             "cover offset | stage-1 s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {seed} | failed: {error} | | | | | | | |" for seed, error in failed]
+    if not rows:
+        return [*lines, ""]
+    for seed, r in rows:
+        n = len(r["ratios"]) // 2
+        lines.append(f"| {seed} | {' / '.join(f'{v:.4f}' for v in r['ratios'][:n])} | "
+                     f"{' / '.join(f'{v:.4f}' for v in r['ratios'][n:])} | {r['acc']:.3f} | {int(r['n_groups'])} | "
+                     f"{r['unidentified']} | {r['cover_slope']:.2f} | {r['cover_offset']:.2f} | {r['seconds']:.1f} |")
+    worst = max(abs(v - 1) for _, r in rows for v in r["ratios"])
+    misses = sum(any(abs(v - 1) > target for v in r["ratios"]) for _, r in rows) + len(failed)
+    lines += ["", f"worst |ratio - 1| {worst:.4f}; seeds missing the {target:.0%} target (failures included): "
+              f"{misses} of {len(all_rows)}; "
+              f"mean group acc {np.mean([r['acc'] for _, r in rows]):.3f}; "
+              f"coverage slope {np.mean([r['cover_slope'] for _, r in rows]):.2f}, "
+              f"offset {np.mean([r['cover_offset'] for _, r in rows]):.2f}"]
+    if "crb" in rows[0][1]:
+        err = np.stack([r["slope_err"] for _, r in rows])
+        rmse = np.sqrt(np.nanmean(err**2, axis=0))  # nan: a metabolite without usable windows
+        crb = np.mean([r["crb"] for _, r in rows], axis=0)
+        eff = rmse / crb
+        type_rmse = np.sqrt(np.mean(np.stack([r["type_err"] for _, r in rows]) ** 2, axis=0))
+        type_crb = np.mean([r["crb_type"] for _, r in rows], axis=0)
+        rel = np.median(crb / np.abs(rows[0][1]["true_slope"]))
+        shared = np.mean([r["crb_shared_rel"] for _, r in rows], axis=0)
+        lines.append(f"Cramer-Rao: per-metabolite slope sd / |slope| median {rel:.4f}; "
+                     f"{int(np.isnan(eff).sum())} metabolites without an estimate left out; "
+                     f"shared per-type slope {' / '.join(f'{v:.4f}' for v in shared)}; "
+                     f"efficiency RMSE / CRB per metabolite median {np.nanmedian(eff):.2f}, p90 "
+                     f"{np.nanpercentile(eff, 90):.2f}; per-type mean slope "
+                     f"{' / '.join(f'{v:.2f}' for v in type_rmse / type_crb)}")
+    return [*lines, ""]
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="1,2,3,4,6")  # seed 5: the default regime diverges (explicit Euler)
+    parser.add_argument("--cases", default="a,b,c,d")
+    parser.add_argument("--small", action="store_true", help=f"a smaller network ({SMALL})")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    bounds: dict = {}
+    print(f"# stage 1 under noise and sparse sampling ({'small' if args.small else 'default'} regime, "
+          f"seeds {args.seeds}, frozen model from the truth with log_k noise 0.1)\n", flush=True)
+    for case in args.cases.split(","):
+        rows = []
+        for seed in seeds:  # each seed's row as it comes, then the table
+            rows.append((seed, run_or_fail(case, seed, args.small, bounds)))
+            print(f"case ({case}) seed {seed}: {summarise(case, rows[-1:])[4]}", flush=True)
+        print("\n".join(summarise(case, rows)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
