@@ -15,6 +15,7 @@ from sysid.stage1.design import affordable_knots
 from sysid.stage1.grouping import find_groups, find_slope_groups
 from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species
 from sysid.stage1.misfit import MisfitReport, frozen_misfit
+from sysid.stage1.nonlinear import fit_group_forms
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen, integral_form, max_window
 from sysid.stage1.result import HomeostasisFit
@@ -51,11 +52,15 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
         log.warning("stage 1: MLP_sub shape corrections left out (their per-frame features would not fit in "
                     "memory for %d reactions); per-reaction scale corrections are kept", data.network.n_reactions)
     skip = transient_frames(data, cfg)
-    reg = HomeostasisRegression(
-        window=window, shape_knots=knots, n_iterations=cfg.n_iterations,
-        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
-        mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
-    ).fit(data, frozen)
+
+    def regression() -> HomeostasisRegression:
+        return HomeostasisRegression(
+            window=window, shape_knots=knots, n_iterations=cfg.n_iterations,
+            hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
+            mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
+        )
+
+    reg = regression().fit(data, frozen)
     collinear = unidentified_species(data.network.S, reg.collinear_)
     for i in np.nonzero(collinear)[0]:
         log.warning("metabolite %d: homeostasis not identifiable (a reaction it takes part in is a constant feed or "
@@ -76,9 +81,16 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified)
+    forms = fit_group_forms(reg, data.concentrations, grouping.labels, data.delta_t, cfg.forms, cfg.form_threshold)
+    if forms.nonlinear:  # once more, with the frozen-model corrections estimated next to the curves
+        second = regression().fit(data, frozen, curves=forms.per_frame(data.concentrations))
+        forms = fit_group_forms(second, data.concentrations, forms.labels, data.delta_t, cfg.forms,
+                                cfg.form_threshold, start=grouping.labels)
+    if forms.reassigned:
+        log.info("stage 1: %d metabolites regrouped by their groups' curves", forms.reassigned)
     fit = HomeostasisFit(
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
-        groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
-        identified=identified,
+        groups=forms.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
+        identified=identified, curves=forms.curves, form_bics=forms.bics,
     )
     return Stage1Result(fit, reg, frozen, window, misfit)
