@@ -81,10 +81,12 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified)
-    forms = fit_group_forms(reg, data.concentrations, grouping.labels, data.delta_t, cfg.forms, cfg.form_threshold)
+    # one curve per group assumes the members share their law; with per-species set points they do not
+    candidates = ("linear",) if species_set_points(model) else cfg.forms
+    forms = fit_group_forms(reg, data.concentrations, grouping.labels, data.delta_t, candidates, cfg.form_threshold)
     if forms.nonlinear:  # once more, with the frozen-model corrections estimated next to the curves
         second = regression().fit(data, frozen, curves=forms.per_frame(data.concentrations))
-        forms = fit_group_forms(second, data.concentrations, forms.labels, data.delta_t, cfg.forms,
+        forms = fit_group_forms(second, data.concentrations, forms.labels, data.delta_t, candidates,
                                 cfg.form_threshold, start=grouping.labels)
     if forms.reassigned:
         log.info("stage 1: %d metabolites regrouped by their groups' curves", forms.reassigned)
