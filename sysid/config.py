@@ -17,8 +17,10 @@ import yaml
 
 from sysid.errors import SysidInputError
 from sysid.network_config import NetworkConfig
+from sysid.sbml_config import SbmlConfig
 
 log = logging.getLogger(__name__)
+STAGE1_FORMS = ("linear", "quadratic", "cubic", "saturating", "rational")  # see sysid/stage1/forms.py
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,20 @@ class SimulationConfig:
     homeostatic_lambda_per_type: tuple[float, ...] = (0.001, 0.002)
     homeostatic_baseline_per_type: tuple[float, ...] = (4.0, 6.0)
     record_every: int = 1  # one recorded frame every this many Euler steps (sparse sampling)
+    homeostasis_form: str = "linear"  # linear | saturating | hill (sysid/simulation/homeostasis.py)
+    homeostatic_scale_per_type: tuple[float, ...] = ()  # K of the saturating and hill forms
+    homeostatic_vmax_per_type: tuple[float, ...] = ()  # v of the hill form
+    homeostatic_hill_per_type: tuple[float, ...] = ()  # n of the hill form
+    homeostatic_decay_per_type: tuple[float, ...] = ()  # d of the hill form
 
     def __post_init__(self) -> None:
+        from sysid.simulation.homeostasis import check_parameters, config_parameters  # lazy: simulation imports us
         _positive(self, "n_metabolites", "n_metabolite_types", "n_reactions", "n_frames", "record_every")
         _positive(self, "delta_t", "max_metabolites_per_reaction", "cycle_length")
         t = self.n_metabolite_types
         if t > self.n_metabolites:
             _bad("simulation.n_metabolite_types", f"{t} exceeds n_metabolites", "use at most one type per metabolite")
-        for key in ("homeostatic_lambda_per_type", "homeostatic_baseline_per_type"):
-            if len(getattr(self, key)) != t:
-                _bad(f"simulation.{key}", f"has {len(getattr(self, key))} values but n_metabolite_types is {t}",
-                     "give one value per type")
-        if any(v < 0 for v in self.homeostatic_lambda_per_type):
-            _bad("simulation.homeostatic_lambda_per_type", "has a negative value", "use rates >= 0")
+        check_parameters(self.homeostasis_form, t, config_parameters(self))
         if not 0.0 <= self.cycle_fraction <= 1.0:
             _bad("simulation.cycle_fraction", f"is {self.cycle_fraction}", "use a value in [0, 1]")
         if self.concentration_min < 0 or self.concentration_max < self.concentration_min:
@@ -149,6 +152,8 @@ class Stage1Config:
     misfit_threshold: float = 0.01  # smooth residual / frozen model's term above which the fit is not trusted
     substeps: int = 0  # Euler sub-steps per interval of a sparse record; 0: the record's own (truth.json) or 10
     bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
+    forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
+    form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 
     def __post_init__(self) -> None:
         _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
@@ -159,6 +164,8 @@ class Stage1Config:
             _bad("sysid.stage1", "window, ridge, shape_knots, hac_maxlags, substeps or bound_window is < 0", "fix it")
         if self.max_window < self.min_window:
             _bad("sysid.stage1.max_window", "is below min_window", "use max_window >= min_window")
+        if any(f not in STAGE1_FORMS for f in self.forms) or not 0.0 < self.form_threshold < 1.0:
+            _bad("sysid.stage1.forms", "or form_threshold is invalid", f"use forms of {STAGE1_FORMS}, a share in (0,1)")
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,7 @@ class RefineConfig:
     distill_steps: int = 200  # L-BFGS budget of the distillation polish (used only if least squares misses)
     embedding_jitter: float = 0.0  # sd of embedding copies that share their group's line (flat MLP_node in a)
     n_jitter: int = 8  # copies per embedding when embedding_jitter > 0
+    gauss_newton_steps: int = -1  # conserved-identity correction steps of stage 1's curves; -1: 3 if it chose a curve
 
     def __post_init__(self) -> None:
         _positive(self, "validation_blocks", "validate_every", "eval_windows", "group_spacing", "lr_factor")
@@ -195,8 +203,8 @@ class RefineConfig:
             _bad("sysid.refine.rollout_space", f"is {self.rollout_space!r}", "use 'auto', 'conserved' or 'full'")
         if self.distill_target not in ("group", "metabolite"):
             _bad("sysid.refine.distill_target", f"is {self.distill_target!r}", "use 'group' or 'metabolite'")
-        if self.distill_steps < 0 or self.embedding_jitter < 0 or self.n_jitter < 0:
-            _bad("sysid.refine", "distill_steps, embedding_jitter and n_jitter must be >= 0", "fix the values")
+        if min(self.distill_steps, self.embedding_jitter, self.n_jitter, self.gauss_newton_steps + 1) < 0:
+            _bad("sysid.refine", "has a negative step count or jitter", "use >= 0 (gauss_newton_steps -1: automatic)")
 
 
 @dataclass(frozen=True)
@@ -204,36 +212,6 @@ class SysidSection:
     phase1: Phase1Config = field(default_factory=Phase1Config)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     refine: RefineConfig = field(default_factory=RefineConfig)
-
-
-@dataclass(frozen=True)
-class SbmlConfig:
-    """Ground truth from an SBML model (``sysid simulate --sbml``); see docs/sbml.md.
-
-    Times are in the model's own time unit. Empty ``lambda_per_type`` and
-    ``delta_t`` 0 are scaled to the model: lambda_t * tau and delta_t / tau take
-    fixed values, tau the median turnover time of the species at the initial state.
-    """
-
-    lambda_per_type: tuple[float, ...] = ()  # empty: auto from the turnover time
-    n_metabolite_types: int = 2
-    n_experiments: int = 4
-    initial_perturbation_sd: float = 0.3  # sd of log(c0 / model's c0)
-    n_frames: int = 2000
-    delta_t: float = 0.0  # 0: auto from the turnover time
-    measurement_noise_level: float = 0.0  # relative: c * (1 + level * N(0, 1))
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        _positive(self, "n_metabolite_types", "n_experiments", "n_frames")
-        if self.lambda_per_type and len(self.lambda_per_type) != self.n_metabolite_types:
-            _bad("sbml.lambda_per_type", f"has {len(self.lambda_per_type)} values but n_metabolite_types is "
-                 f"{self.n_metabolite_types}", "give one value per type or leave it empty for the automatic scale")
-        if any(v < 0 for v in self.lambda_per_type):
-            _bad("sbml.lambda_per_type", "has a negative value", "use rates >= 0")
-        for key in ("initial_perturbation_sd", "delta_t", "measurement_noise_level"):
-            if getattr(self, key) < 0:
-                _bad(f"sbml.{key}", "is negative", "use a value >= 0")
 
 
 @dataclass(frozen=True)
@@ -338,13 +316,8 @@ def _build(cls, data, section: str):
 
 
 _SECTION_NAMES = {
-    SimulationConfig: "simulation",
-    GraphModelConfig: "graph_model",
-    TrainingConfig: "training",
-    Phase1Config: "sysid.phase1",
-    Stage1Config: "sysid.stage1",
-    RefineConfig: "sysid.refine",
-    SbmlConfig: "sbml",
+    SimulationConfig: "simulation", GraphModelConfig: "graph_model", TrainingConfig: "training",
+    Phase1Config: "sysid.phase1", Stage1Config: "sysid.stage1", RefineConfig: "sysid.refine", SbmlConfig: "sbml",
     NetworkConfig: "network",
 }
 

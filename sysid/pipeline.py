@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sysid.config import Config
 from sysid.errors import SysidInputError
+from sysid.evaluation.curve_metrics import curve_errors, node_curve_errors
 from sysid.evaluation.metrics import (
     rate_constants_r2,
     refine_metrics,
@@ -120,7 +121,9 @@ def fit_to_folder(
                             progress=progress, device=device)
             eps = cfg.training.cluster_distance_threshold
             both = refine_metrics(result, dataset.concentrations[0], truth, eps) if truth is not None else {}
-            write_refine_outputs(result, fit, tmp, both, truth)
+            curves = _node_curve_errors(result, truth, dataset)
+            write_refine_outputs(result, fit, tmp, {k: {**v, **curves.get(k, {})} for k, v in both.items()}, truth,
+                                 dataset.concentrations)
             # analysis.log holds the model keys of the kept model; refine_summary.json has both candidates
             metrics.update(both.get("kept", {"phase2_loss": result.phase2_loss}))  # the loss needs no truth
             if species_truth is not None:
@@ -135,6 +138,9 @@ def fit_to_folder(
         metrics["stage1_n_unidentifiable"] = float((~fit.identified).sum()) if fit.identified is not None else 0.0
         metrics["stage1_frozen_misfit"] = float(stage1.misfit.misfit)
         metrics["stage1_misfit_statistic"] = stage1.misfit.statistic
+        if truth is not None:  # the curve keys come last, so the line keys keep their place
+            metrics.update(curve_errors("stage1", fit.curve_values, truth, dataset.concentrations))
+            metrics.update(curves.get("kept", {}) if refine_stage else {})
         write_analysis_log(metrics, tmp / ANALYSIS_LOG)
     return metrics
 
@@ -173,6 +179,16 @@ def phase1_to_file(
             atomic_file(paths[2], force) as png:
         write_phase1(result, summary, (ckpt, js, png))
     return summary
+
+
+def _node_curve_errors(result, truth: Truth | None, dataset: Dataset) -> dict[str, dict[str, float]]:
+    """node_curve_err_t of the stage-1 initialisation, the refined and the kept model (empty without truth)."""
+    if truth is None:
+        return {}
+    out = {name: node_curve_errors(model, truth, dataset.concentrations)
+           for name, model in (("stage1_init", result.init_model), ("refined", result.refined_model))}
+    out["kept"] = out["stage1_init" if result.kept == "stage1" else "refined"]
+    return out
 
 
 def _require_truth(truth: Truth | None, data: Path, purpose: str) -> Truth:

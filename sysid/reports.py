@@ -35,9 +35,8 @@ DETECTABILITY_CSV = "detectability.csv"
 
 
 def true_homeostasis(data: Dataset, truth: Truth) -> np.ndarray:
-    """-lambda_t (c - cb_t) per frame, for display only."""
-    lam, cb = truth.lambdas[truth.types], truth.baselines[truth.types]
-    return -lam * (data.concentrations - cb)
+    """The true regulation h_t(c) per frame, for display only."""
+    return truth.rates(data.concentrations.astype(np.float64))
 
 
 def write_residuals(out: Path, data: Dataset, frozen: FrozenEvaluation, res: Residuals, truth: Truth | None) -> None:
@@ -73,13 +72,23 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
         "groups": [
             {"group": g, "members": np.nonzero(fit.groups == g)[0].tolist(),
              "slope": float(g_slope[g]), "offset": float(g_offset[g]),
-             "baseline": float(-g_offset[g] / g_slope[g]) if g_slope[g] else None}
+             "baseline": float(-g_offset[g] / g_slope[g]) if g_slope[g] else None,
+             **_group_form(fit, g)}
             for g in range(fit.n_groups)
         ],
     }
     (out / "groups.json").write_text(json.dumps(groups, indent=1))
     plots.stage1_scatter(fit.slope, fit.offset, fit.slope_se, fit.offset_se, fit.groups, out / "stage1_fits.png", truth)
     plots.group_lines(g_slope, g_offset, out / "stage1_groups.png", truth)
+
+
+def _group_form(fit: HomeostasisFit, g: int) -> dict:
+    """The form chosen for group g and its curve (with every candidate's BIC), when stage 1 compared forms."""
+    if fit.curves is None:
+        return {}
+    bics = fit.form_bics[g] if fit.form_bics is not None else {}
+    curve = fit.curve(g)
+    return {"form": curve.form, "curve": curve.to_json(), "form_bic": {k: float(v) for k, v in bics.items()}}
 
 
 def _cell(value) -> str:
@@ -96,15 +105,16 @@ def write_detectability(out: Path, report: Detectability, fit: HomeostasisFit) -
         "metabolite": np.arange(len(report.z_score)), "z_score": report.z_score, "identified": report.identified,
         "group": fit.groups, "crb_slope": report.crb_slope, "crb_offset": report.crb_offset,
     }
-    columns = {k: v for k, v in columns.items() if v is not None}
+    table = {k: np.asarray(v) for k, v in columns.items() if v is not None}
     with open(out / DETECTABILITY_CSV, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow([*columns, "collinear_reactions"])
+        w.writerow([*table, "collinear_reactions"])
         for i in range(len(report.z_score)):
             pairs = [f"{j}:{c:.3f}" for j, c in zip(report.collinear_reactions[i], report.collinear_cosine[i],
                                                     strict=True) if j >= 0]
-            w.writerow([*(_cell(v[i]) for v in columns.values()), " ".join(pairs)])
-    relative = None if report.crb_slope is None else report.crb_slope / np.maximum(np.abs(fit.raw_slope), 1e-300)
+            w.writerow([*(_cell(v[i]) for v in table.values()), " ".join(pairs)])
+    raw = fit.slope if fit.raw_slope is None else fit.raw_slope
+    relative = None if report.crb_slope is None else report.crb_slope / np.maximum(np.abs(raw), 1e-300)
     plots.detectability(report.z_score, report.identified, Z_GUIDE, out / "detectability.png", relative)
 
 
@@ -150,8 +160,8 @@ def write_model_report(model: MetabolismModel, data: Dataset, truth: Truth, out:
 # --- stage 2 ------------------------------------------------------------------------------------
 
 
-def write_refine_outputs(result: RefineResult, fit: HomeostasisFit, out: Path, metrics: dict, truth: Truth | None
-                         ) -> None:
+def write_refine_outputs(result: RefineResult, fit: HomeostasisFit, out: Path, metrics: dict, truth: Truth | None,
+                         data_concentrations: np.ndarray | None = None) -> None:
     """Checkpoints (MetabolismGraph layout), refine_summary.json and figures, into an existing folder."""
     save_checkpoint(result.model, out / REFINED_CHECKPOINT)
     save_checkpoint(result.init_model, out / INIT_CHECKPOINT)
@@ -164,6 +174,10 @@ def write_refine_outputs(result: RefineResult, fit: HomeostasisFit, out: Path, m
     if truth is not None:
         plots.embeddings(a, truth.types, "embeddings by true type", out / "embeddings_truth.png")
         plots.node_functions(node_curves(result.model), truth, out / "mlp_node.png")
+        c_max = 40.0 if data_concentrations is None else float(np.percentile(data_concentrations, 99))
+        c = np.linspace(0.0, c_max, 200)
+        grid = np.repeat(c[:, None], len(fit.groups), axis=1)
+        plots.curves_vs_truth(c, node_curves(result.model, c), fit.curve_values(grid).T, truth, out / "curves.png")
 
 
 def _refine_summary(result: RefineResult, metrics: dict) -> dict:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sysid.network import Network
+
+if TYPE_CHECKING:  # the simulation package imports this module
+    from sysid.simulation.homeostasis import HomeostasisLaw
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,13 +21,30 @@ class Truth:
     lambdas: np.ndarray  # (n_types,)
     baselines: np.ndarray  # (n_types,)
     log_k: np.ndarray  # (n_reactions,)
+    law: HomeostasisLaw | None = None  # the regulation law; None: the linear law of lambdas and baselines
 
     @property
     def n_types(self) -> int:
         return len(self.lambdas)
 
+    @property
+    def form(self) -> str:
+        return "linear" if self.law is None else self.law.form
+
+    def curve(self, t: int, c: np.ndarray) -> np.ndarray:
+        """The true regulation h_t(c) of type t over concentrations c."""
+        if self.law is None:
+            return -self.lambdas[t] * (np.asarray(c, np.float64) - self.baselines[t])
+        return self.law.curve(t, c)
+
+    def rates(self, c: np.ndarray) -> np.ndarray:
+        """h of every metabolite for concentrations c of shape (..., n_metabolites)."""
+        if self.law is None:
+            return -self.lambdas[self.types] * (c - self.baselines[self.types])
+        return self.law.rates(c, self.types)
+
     def slopes(self) -> np.ndarray:
-        """Per-type slope of the homeostatic term, -lambda_t."""
+        """Per-type slope of the homeostatic term, -lambda_t (at the set point, for a nonlinear law)."""
         return -self.lambdas
 
     def offsets(self) -> np.ndarray:

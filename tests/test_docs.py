@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-TUTORIALS = ("quickstart.md", "bring_your_own.md", "robustness.md", "sbml.md", "sweeps.md", "genome.md")
+TUTORIALS = ("quickstart.md", "bring_your_own.md", "robustness.md", "sbml.md", "sweeps.md", "genome.md",
+             "nonlinear.md")
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 RUNNERS = {"bash": ["bash", "-euo", "pipefail", "-c"], "python": [sys.executable, "-c"]}
 

@@ -133,3 +133,20 @@ def detectability(z_score: np.ndarray, identified: np.ndarray, z_min: float, pat
         ax.scatter(idx, np.maximum(crb_relative, 1e-6), s=10)
         ax.set(yscale="log", xlabel="metabolite", ylabel="Cramer-Rao sd / |slope|", title="physical limit of the slope")
     _save(fig, path)
+
+
+def curves_vs_truth(c: np.ndarray, learned: np.ndarray, stage1: np.ndarray, truth: Truth, path: Path) -> None:
+    """One panel per true type: the true law h_t(c), MLP_node of the type's metabolites and stage 1's curves,
+    over ``c`` (the pooled observed range); ``learned`` and ``stage1`` are (n_metabolites, len(c))."""
+    fig, axes = plt.subplots(1, truth.n_types, figsize=(4.5 * truth.n_types, 4), squeeze=False)
+    for t, ax in enumerate(axes[0]):
+        m = truth.types == t
+        ax.plot(c, stage1[m].T, color="tab:orange", alpha=0.3, lw=0.8)
+        ax.plot(c, learned[m].T, color="tab:blue", alpha=0.3, lw=0.8)
+        ax.plot(c, truth.curve(t, c), "k--", lw=2, label=f"truth ({truth.form})")
+        ax.plot([], [], color="tab:orange", label="stage 1")
+        ax.plot([], [], color="tab:blue", label="MLP_node (kept)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="concentration c", ylabel="regulation h(c)", title=f"type {t}")
+        ax.legend(fontsize=8)
+    _save(fig, path)

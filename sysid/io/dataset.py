@@ -17,6 +17,7 @@ import torch
 from sysid.errors import SysidInputError
 from sysid.io.safe_load import torch_load
 from sysid.network import Network
+from sysid.simulation.homeostasis import HomeostasisLaw
 from sysid.truth import Simulation, SpeciesTruth, Truth
 
 X_FILE, Y_FILE = "x_list_0.npy", "y_list_0.npy"
@@ -85,6 +86,7 @@ def write_dataset(sim: Simulation, folder: Path) -> None:
         "types": sim.truth.types.tolist(),
         "lambda_per_type": sim.truth.lambdas.tolist(),
         "baseline_per_type": sim.truth.baselines.tolist(),
+        **({"homeostasis": sim.truth.law.to_json()} if sim.truth.law is not None else {}),
         "log_k": sim.truth.log_k.astype(float).tolist(),
         "S": sim.network.S.tolist(),
         "substrates": sim.network.substrates.tolist(),
@@ -241,7 +243,25 @@ def load_truth(folder: str | Path) -> Truth | None:
     if types.min() < 0 or types.max() >= len(p):
         raise SysidInputError(f"{folder / X_FILE} column 6 has types outside 0..{len(p) - 1} of {gt_path}: "
                               "the labels and gt_model.pt come from different datasets")
-    return Truth(types=types, lambdas=p[:, 0], baselines=p[:, 1], log_k=log_k)
+    return Truth(types=types, lambdas=p[:, 0], baselines=p[:, 1], log_k=log_k, law=_load_law(folder, len(p)))
+
+
+def _load_law(folder: Path, n_types: int) -> HomeostasisLaw | None:
+    """The regulation law of truth.json (``homeostasis``); None for datasets written before it was stored."""
+    path = folder / TRUTH_FILE
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text()).get("homeostasis")
+    except (json.JSONDecodeError, AttributeError):
+        raise SysidInputError(f"{path} is not a JSON object: regenerate the dataset with sysid simulate") from None
+    if stored is None:
+        return None
+    law = HomeostasisLaw.from_json(stored)
+    if law.n_types != n_types:
+        raise SysidInputError(f"{path} has a homeostasis law for {law.n_types} types but gt_model.pt has {n_types}: "
+                              "regenerate the dataset")
+    return law
 
 
 def load_species_truth(folder: str | Path) -> SpeciesTruth | None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sysid.config import SbmlConfig
 from sysid.errors import SysidInputError
 from sysid.sbml import _deps
 from sysid.sbml.compiled import CompiledModel
+from sysid.sbml_config import SbmlConfig
 
 # lambda_t * (median turnover time) for the automatic scale, spread geometrically over the types:
 # 0.05-0.2 gives a homeostatic term of a few percent of the reaction terms.

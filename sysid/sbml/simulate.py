@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sysid.config import SbmlConfig
 from sysid.errors import SysidInputError
 from sysid.io.dataset import CONC_COL, GRAPH_FILE, N_COLUMNS, S_FILE, TRUTH_FILE, TYPE_COL
 from sysid.network import Network
@@ -28,6 +27,7 @@ from sysid.sbml import _deps
 from sysid.sbml.compiled import CompiledModel, compile_model
 from sysid.sbml.homeostasis import HomeostasisTruth, add_homeostasis, choose_truth
 from sysid.sbml.reader import read_document
+from sysid.sbml_config import SbmlConfig
 
 log = logging.getLogger(__name__)
 TRUTH_MODEL_FILE = "truth_model.xml"

@@ -9,6 +9,7 @@ import numpy as np
 
 from sysid.config import SimulationConfig
 from sysid.errors import SysidInputError
+from sysid.simulation.homeostasis import FORM_PARAMETERS, HomeostasisLaw, config_parameters
 from sysid.simulation.random_network import random_network
 from sysid.truth import Simulation, Truth
 
@@ -52,14 +53,12 @@ def simulate(
     log_k = np.asarray(rng.uniform(cfg.log_k_min, cfg.log_k_max, size=n_rxn))
     k = 10.0**log_k
     types = metabolite_types(n_met, cfg.n_metabolite_types)
-    lambdas = np.asarray(cfg.homeostatic_lambda_per_type, np.float64)
-    baselines = np.asarray(cfg.homeostatic_baseline_per_type, np.float64)
-    lam, cb = lambdas[types], baselines[types]
+    law = homeostasis_law(cfg)
     S = network.S.astype(np.float64)
     substrates = network.substrates.astype(np.float64)
 
     def rhs(c):
-        return -lam * (c - cb) + S @ mass_action_rates(c, k, substrates)
+        return law.rates(c, types) + S @ mass_action_rates(c, k, substrates)
 
     x0 = np.asarray(rng.uniform(cfg.concentration_min, cfg.concentration_max, size=n_met))
     x, y = euler_integrate(rhs, x0, cfg.n_frames, cfg.delta_t, progress)
@@ -70,7 +69,8 @@ def simulate(
     if noise_level > 0:
         x, y = _add_measurement_noise(x, noise_level, np.float32(delta_t), np.random.default_rng(cfg.seed + 1),
                                       noise_kind)
-    truth = Truth(types=types, lambdas=lambdas, baselines=baselines, log_k=log_k.astype(np.float32))
+    lambdas, baselines = law.linearisation()
+    truth = Truth(types=types, lambdas=lambdas, baselines=baselines, log_k=log_k.astype(np.float32), law=law)
     return Simulation(np.ascontiguousarray(x), np.ascontiguousarray(y), positions, network, truth, delta_t,
                       record_every=every, noise_level=float(noise_level), noise_kind=noise_kind)
 
@@ -107,6 +107,13 @@ def euler_integrate(
         if progress is not None and t % 100 == 0:
             progress(t)
     return x, y
+
+
+def homeostasis_law(cfg: SimulationConfig) -> HomeostasisLaw:
+    """The configured regulation law with the parameters its form uses (validated by the config)."""
+    params = config_parameters(cfg)
+    return HomeostasisLaw(cfg.homeostasis_form,
+                          {k: np.asarray(params[k], np.float64) for k in FORM_PARAMETERS[cfg.homeostasis_form]})
 
 
 def _add_measurement_noise(x, level, dt32, rng, kind="absolute"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from sysid.stage1.detectability import Detectability, detectability
 from sysid.stage1.grouping import find_groups, find_slope_groups
 from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species
 from sysid.stage1.misfit import MisfitReport, frozen_misfit
+from sysid.stage1.nonlinear import fit_group_forms
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import FrozenEvaluation, estimate_noise, evaluate_frozen, integral_form, max_window
 from sysid.stage1.result import HomeostasisFit
@@ -40,8 +42,10 @@ class Stage1Result:
 
 def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
-    result = _fit_sparse(data, model, cfg, seed) if uses_shooting(data, model, cfg) else _fit_windows(
-        data, model, cfg, seed)
+    if isinstance(model, MetabolismModel) and uses_shooting(data, model, cfg):
+        result = _fit_sparse(data, model, cfg, seed)
+    else:
+        result = _fit_windows(data, model, cfg, seed)
     if cfg.bound_window > 0 and isinstance(model, MetabolismModel):
         result = dataclasses.replace(result, detectability=_with_bound(result, data, model, cfg))
     return result
@@ -78,7 +82,7 @@ def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: 
     n = data.n_metabolites  # the misfit test needs the windowed residuals: not made here
     misfit = MisfitReport(np.zeros(n), np.zeros(n, bool), float("nan"), False)
     identified = ~imprecise(reg.slope_se_, reg.slope_)  # its standard errors are already the joint ones
-    return _group(reg, identified, frozen, reg.span, cfg, seed, model, misfit)
+    return _group(reg, identified, frozen, reg.span, cfg, seed, model, misfit, data)  # lines only
 
 
 def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int) -> Stage1Result:
@@ -100,11 +104,15 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
         log.warning("stage 1: MLP_sub shape corrections left out (their per-frame features would not fit in "
                     "memory for %d reactions); per-reaction scale corrections are kept", data.network.n_reactions)
     skip = transient_frames(data, cfg)
-    reg = HomeostasisRegression(
-        window=window, shape_knots=knots, n_iterations=cfg.n_iterations,
-        hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
-        mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
-    ).fit(data, frozen)
+
+    def regression() -> HomeostasisRegression:
+        return HomeostasisRegression(
+            window=window, shape_knots=knots, n_iterations=cfg.n_iterations,
+            hac_maxlags=cfg.hac_maxlags, ridge=cfg.ridge, sindy_threshold=cfg.sindy_threshold, ramp=ramp,
+            mass_action=shape, skip=skip, trapezoid=not data.euler_steps,
+        )
+
+    reg = regression().fit(data, frozen)
     collinear = unidentified_species(data.network.S, reg.collinear_)
     for i in np.nonzero(collinear)[0]:
         log.warning("metabolite %d: homeostasis not identifiable (a reaction it takes part in is a constant feed or "
@@ -121,20 +129,37 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
                     imprecise_slope.sum(), MIN_Z)
     # a run-level misfit leaves no species' fit trustworthy: the shared corrections absorbed it unevenly
     identified = ~collinear & ~misfit.flagged & ~imprecise_slope & (not misfit.misfit)
-    return _group(reg, identified, frozen, window, cfg, seed, model, misfit)
+    return _group(reg, identified, frozen, window, cfg, seed, model, misfit, data,
+                  refit=lambda curves: regression().fit(data, frozen, curves=curves))
 
 
 def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, cfg: Stage1Config, seed: int,
-           model: FrozenModel, misfit: MisfitReport) -> Stage1Result:
+           model: FrozenModel, misfit: MisfitReport, data: Dataset,
+           refit: Callable[[np.ndarray], HomeostasisRegression] | None = None) -> Stage1Result:
+    """Groups (on the identified metabolites), then, where ``refit`` can redo the windowed regression with
+    curves as columns, a curve form per group (docs/method.md, section 2d)."""
     report = detectability(reg.slope_, reg.slope_se_, identified, reg.design_matrix_, reg.slope_cols_,
                            reg.reaction_cols_)
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified)
+    labels, curves, bics = grouping.labels, None, None
+    if refit is not None:
+        # one curve per group assumes the members share their law; with per-species set points they do not
+        candidates = ("linear",) if species_set_points(model) else cfg.forms
+        forms = fit_group_forms(reg, data.concentrations, grouping.labels, data.delta_t, candidates,
+                                cfg.form_threshold)
+        if forms.nonlinear:  # once more, with the frozen-model corrections estimated next to the curves
+            second = refit(forms.per_frame(data.concentrations))
+            forms = fit_group_forms(second, data.concentrations, forms.labels, data.delta_t, candidates,
+                                    cfg.form_threshold, start=grouping.labels)
+        if forms.reassigned:
+            log.info("stage 1: %d metabolites regrouped by their groups' curves", forms.reassigned)
+        labels, curves, bics = forms.labels, forms.curves, forms.bics
     fit = HomeostasisFit(
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
-        groups=grouping.labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
-        identified=identified,
+        groups=labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
+        identified=identified, curves=curves, form_bics=bics,
     )
     return Stage1Result(fit, reg, frozen, window, misfit, report)

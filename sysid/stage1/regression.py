@@ -91,8 +91,13 @@ class HomeostasisRegression:
         self.ramp = ramp
         self.skip = skip  # frames left out at the start of each experiment (fast initial transients)
         self.trapezoid = trapezoid  # quadrature of the windows (see residuals.window_sum)
+        self.n_curve_cols = 0  # per-metabolite curve columns appended by fit(curves=...)
 
-    def fit(self, data: Dataset, frozen: FrozenEvaluation) -> HomeostasisRegression:
+    def fit(self, data: Dataset, frozen: FrozenEvaluation, curves: np.ndarray | None = None) -> HomeostasisRegression:
+        """``curves`` (frames, metabolites), optional: a per-frame regulation curve of each metabolite whose
+        windowed sum enters the design as one more column per metabolite (free coefficient), so that the
+        frozen-model corrections are estimated with the curvature of the regulation represented
+        (:mod:`sysid.stage1.nonlinear`); columns that are all zero are left out."""
         res = compute_residuals(data, frozen, self.window, self.ramp, skip=self.skip, trapezoid=self.trapezoid)
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
@@ -120,6 +125,8 @@ class HomeostasisRegression:
             design = build_design(target, conc, rates, feats, S, res.starts, res.valid, self.window, data.delta_t,
                                   monomials, self.ramp, self.trapezoid)
             design = dataclasses.replace(design, X=design.X.multiply(keep[None, :]).tocsr())
+            if curves is not None:
+                design = _with_curve_columns(design, curves, res.starts, self, data.delta_t)
             w = weights[design.rows_met]
             coef = solve_normal_equations(design, self.ridge, w)
             return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
@@ -147,6 +154,9 @@ class HomeostasisRegression:
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
         self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
         self.inflation_ = slope_inflation(design, weights[design.rows_met], self.ridge)
+        # what the nonlinear forms are fitted to (sysid.stage1.nonlinear): the cleaned rows and their weights
+        self.rows_met_, self.rows_win_, self.starts_, self.met_weights_ = (design.rows_met, design.rows_win,
+                                                                          res.starts, weights)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
         self.shape_names_ = feats.names
         self.design_matrix_, self.slope_cols_, self.reaction_cols_ = design.X, design.slope_cols, design.reaction_cols
@@ -164,8 +174,9 @@ class HomeostasisRegression:
         """Per metabolite, on its windowed residual cleaned of the frozen-model corrections: OLS of the
         linear law with HAC errors (statsmodels; equal to the joint fit's coefficients) and a sparse check
         of the library (1, c, c^2) for a quadratic term (pysindy)."""
-        nuisance = np.r_[design.nuisance_cols]
+        nuisance = np.r_[design.nuisance_cols][: design.X.shape[1] - 2 * design.n_met - self.n_curve_cols]
         clean = design.y - design.X[:, nuisance] @ coef[nuisance]
+        self.clean_ = clean
         n = design.n_met
         self.slope_, self.offset_ = np.full(n, np.nan), np.full(n, np.nan)
         self.slope_se_, self.offset_se_ = np.full(n, np.inf), np.full(n, np.inf)
@@ -185,3 +196,17 @@ class HomeostasisRegression:
             self.cov_[i] = np.asarray(fit.cov_params())
             self.law_residual_[rows] = fit.resid
             self.quadratic_[i] = needs_quadratic(theta, clean[rows], self.sindy_threshold)
+
+
+def _with_curve_columns(design: Design, curves: np.ndarray, starts: np.ndarray, reg: HomeostasisRegression,
+                        dt: float) -> Design:
+    """The design with one column per metabolite whose curve is not all zero: its windowed curve on its rows."""
+    windowed = dt * window_sum(np.asarray(curves, np.float64), starts, reg.window, reg.ramp, reg.trapezoid)
+    used = np.flatnonzero(np.any(curves != 0, axis=0))
+    col = np.full(design.n_met, -1)
+    col[used] = np.arange(len(used))
+    rows = np.flatnonzero(col[design.rows_met] >= 0)
+    block = sparse.csr_matrix((windowed[design.rows_win[rows], design.rows_met[rows]],
+                               (rows, col[design.rows_met[rows]])), shape=(design.X.shape[0], len(used)))
+    reg.n_curve_cols = len(used)
+    return dataclasses.replace(design, X=sparse.hstack([design.X, block], format="csr"))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sysid.stage1.forms import GroupCurve
+
 
 @dataclass(frozen=True, eq=False)
 class HomeostasisFit:
@@ -23,6 +25,28 @@ class HomeostasisFit:
     raw_offset: np.ndarray | None = None
     quadratic: np.ndarray | None = None  # bool: the sparse library check kept a c^2 term
     identified: np.ndarray | None = None  # bool: the data can separate this homeostasis from the model's errors
+    curves: tuple[GroupCurve, ...] | None = None  # per group: the curve of the form chosen on the pooled group
+    form_bics: tuple[dict[str, float], ...] | None = None  # per group: BIC of every candidate form
+
+    def is_curved(self, group: int) -> bool:
+        return self.curves is not None and self.curves[group].form != "linear"
+
+    def curve(self, group: int) -> GroupCurve:
+        """The chosen curve of a group (stage 1 compared forms)."""
+        if self.curves is None:
+            raise ValueError("this fit has no group curves")
+        return self.curves[group]
+
+    def curve_values(self, c: np.ndarray, extrapolate: bool = False) -> np.ndarray:
+        """Stage 1's regulation of every metabolite at concentrations c of shape (..., n_metabolites):
+        its group's curve where that is not linear, else its own line slope * c + offset."""
+        c = np.asarray(c, np.float64)
+        out = self.slope * c + self.offset
+        for g in range(self.n_groups):
+            if self.is_curved(g):
+                m = self.groups == g
+                out[..., m] = self.curve(g)(c[..., m], extrapolate)
+        return out
 
     @property
     def n_groups(self) -> int:

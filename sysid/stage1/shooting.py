@@ -94,7 +94,7 @@ class ShootingRegression:
         self._h = data.delta_t / self.substeps
         self._substrates = data.network.substrates.astype(np.float64)
         self._dv_cache: dict[int, np.ndarray] = {}
-        self._cache_for = None
+        self._cache_for: np.ndarray | None = None
         self._network = data.network
         self._reference = (conc, self._rates_and_jacobian(conc, False)[2])  # knots of the shape features
         n_feat = self._features(conc[:1], self._reference[1][:1]).shape[-1]
@@ -157,14 +157,14 @@ class ShootingRegression:
         G = np.broadcast_to(np.eye(n_met, dtype=np.float32), (len(c0), n_met, n_met)).copy()
         X = np.zeros((len(c0), n_met, len(theta)), np.float32)
         for xk, vs, mono, feats, jac in reversed(path):
-            h = np.float32(self._h)
-            X[:, :, :n_met] += h * G * xk[:, None, :]
-            X[:, :, n_met : 2 * n_met] += h * G
+            h32 = np.float32(self._h)
+            X[:, :, :n_met] += h32 * G * xk[:, None, :]
+            X[:, :, n_met : 2 * n_met] += h32 * G
             GS = G @ self._S32
-            X[:, :, 2 * n_met : 2 * n_met + n_rxn] += h * GS * vs[:, None, :]
-            X[:, :, 2 * n_met + n_rxn : 2 * n_met + 2 * n_rxn] += h * GS * mono[:, None, :]
-            X[:, :, 2 * n_met + 2 * n_rxn :] += h * GS @ (vs[:, :, None] * feats)
-            G = G + h * G @ jac
+            X[:, :, 2 * n_met : 2 * n_met + n_rxn] += h32 * GS * vs[:, None, :]
+            X[:, :, 2 * n_met + n_rxn : 2 * n_met + 2 * n_rxn] += h32 * GS * mono[:, None, :]
+            X[:, :, 2 * n_met + 2 * n_rxn :] += h32 * GS @ (vs[:, :, None] * feats)
+            G = G + h32 * G @ jac
         return x, X.astype(np.float64), clamped
 
     def _features(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
@@ -228,7 +228,7 @@ def rates_and_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray
         members = colour == k
         tangent = torch.as_tensor(np.broadcast_to(members, x.shape).astype(np.float64), dtype=model.dtype,
                                   device=model.device)
-        (v, agg), (jvp, _) = torch.func.jvp(forward, (c,), (tangent,))
+        _, (jvp, _) = torch.func.jvp(forward, (c,), (tangent,))  # type: ignore[misc]  # forward returns a pair
         edges = members[met]
         dv[:, rxn[edges], met[edges]] = jvp.float().cpu().numpy()[:, rxn[edges]]
     return v.double().cpu().numpy(), dv, agg.double().cpu().numpy()

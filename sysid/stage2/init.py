@@ -29,6 +29,7 @@ from sysid.stage1.result import HomeostasisFit
 log = logging.getLogger(__name__)
 
 TARGETS = ("group", "metabolite")
+CURVE_RESTARTS = 8
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,10 @@ def distill_node(
     jitter: float = 0.0,
     n_jitter: int = 0,
     seed: int = 0,
+    curves: np.ndarray | None = None,
 ) -> DistillReport:
-    """Fit ``model.node_func`` in place so that MLP_node([c, e_k]) = slopes[k] * c + offsets[k] on ``grid``.
+    """Fit ``model.node_func`` in place so that MLP_node([c, e_k]) = slopes[k] * c + offsets[k] on ``grid``
+    (or = curves[k] on ``grid`` when target ``curves`` are given; slopes and offsets are then their line fits).
 
     The last Linear layer is solved by (ridge) least squares on the hidden
     features, with extra rows pinning each curve's line fit over the metric's
@@ -106,28 +109,56 @@ def distill_node(
     """
     emb, idx = np.unique(np.asarray(embeddings, np.float64), axis=0, return_index=True)
     s, o = np.asarray(slopes, np.float64)[idx], np.asarray(offsets, np.float64)[idx]
-    problem = _Problem(grid, *_with_jitter(emb, s, o, jitter, n_jitter, seed))
+    y = None if curves is None else np.asarray(curves, np.float64)[idx]
+    problem = _Problem(grid, *_with_jitter(emb, s, o, y, jitter, n_jitter, seed))
     net = copy.deepcopy(model.node_func).cpu().double()
+    if y is not None:
+        _spread_first_layer(net, grid, problem, emb, seed)
     problem.solve_last_layer(net)
-    polished = steps > 0 and problem.max_error(net) > tolerance
+    polished = steps > 0 and problem.max_error(net, curves=y is not None) > tolerance
     if polished:
         problem.polish(net, steps)
         problem.solve_last_layer(net)
+        for _ in range(CURVE_RESTARTS if y is not None else 0):  # L-BFGS stalls early on curves: restart it
+            before = problem.loss(net)
+            problem.polish(net, steps)
+            problem.solve_last_layer(net)
+            if problem.loss(net) > 0.95 * before:
+                break
     loss = problem.loss(net)
     fold_affine(net, problem.c_mid, problem.c_half, problem.y_scale)
     with torch.no_grad():
         for dst, src in zip(model.node_func.parameters(), net.parameters(), strict=True):
             dst.copy_(src.to(device=dst.device, dtype=dst.dtype))
-    return _report(model, np.asarray(embeddings)[idx], s, o, grid, polished, loss)
+    return _report(model, np.asarray(embeddings)[idx], s, o, grid, polished, loss, y)
 
 
-def _with_jitter(emb, s, o, jitter: float, n_jitter: int, seed: int):
+@torch.no_grad()
+def _spread_first_layer(net: nn.Sequential, grid: np.ndarray, problem: _Problem, emb: np.ndarray, seed: int) -> None:
+    """Curved targets: first-layer units as tanh steps at concentrations c_k = c_max ((k + 1/2) / H)^2 (dense at
+    low c, where regulation curves bend) with widths of twice the local spacing, and random weights on a so
+    that each group gets its own set of steps; the last layer is then solved by least squares."""
+    first = net[0]
+    assert isinstance(first, nn.Linear)
+    n_hidden = first.out_features
+    c = grid.max() * ((np.arange(n_hidden) + 0.5) / n_hidden) ** 2
+    width = 2.0 * np.gradient(c) / problem.c_half  # in the scaled units u = (c - c_mid) / c_half
+    centre = (c - problem.c_mid) / problem.c_half
+    rng = np.random.default_rng(seed)
+    spread = max(float(np.ptp(emb)), 1e-6) if len(emb) > 1 else 1.0
+    w_a = rng.normal(0.0, 1.0 / spread, size=(n_hidden, first.in_features - 1))
+    first.weight.copy_(torch.as_tensor(np.column_stack([1.0 / width, w_a])))
+    first.bias.copy_(torch.as_tensor(-centre / width))
+
+
+def _with_jitter(emb, s, o, y, jitter: float, n_jitter: int, seed: int):
     if n_jitter <= 0 or jitter <= 0:
-        return emb, s, o
+        return emb, s, o, y
     rng = np.random.default_rng(seed)
     extra = emb[:, None, :] + rng.normal(0.0, jitter, size=(len(emb), n_jitter, emb.shape[1]))
     return (np.concatenate([emb, extra.reshape(-1, emb.shape[1])]),
-            np.concatenate([s, np.repeat(s, n_jitter)]), np.concatenate([o, np.repeat(o, n_jitter)]))
+            np.concatenate([s, np.repeat(s, n_jitter)]), np.concatenate([o, np.repeat(o, n_jitter)]),
+            None if y is None else np.concatenate([y, np.repeat(y, n_jitter, axis=0)]))
 
 
 class _Problem:
@@ -141,9 +172,10 @@ class _Problem:
 
     RIDGE = 1e-12
 
-    def __init__(self, grid: np.ndarray, emb: np.ndarray, s: np.ndarray, o: np.ndarray):
+    def __init__(self, grid: np.ndarray, emb: np.ndarray, s: np.ndarray, o: np.ndarray, y: np.ndarray | None):
         self.c_mid, self.c_half = 0.5 * (grid.max() + grid.min()), 0.5 * (grid.max() - grid.min())
-        y = s[:, None] * grid[None, :] + o[:, None]
+        self.use_lines = y is None  # curve targets carry no line rows (a flat curve's relative slope is ill-posed)
+        y = s[:, None] * grid[None, :] + o[:, None] if y is None else y
         self.y_scale = float(np.abs(y).max()) or 1.0
         self.x = _inputs((grid - self.c_mid) / self.c_half, emb)
         self.target = torch.as_tensor(y / self.y_scale)  # (n_emb, n_grid)
@@ -164,6 +196,8 @@ class _Problem:
 
     def residuals(self, net: nn.Sequential) -> torch.Tensor:
         curves = net(self.x).reshape(self.target.shape)
+        if not self.use_lines:
+            return (curves - self.target).reshape(-1)
         lines = self._line_rows(curves) - self.line_target
         return torch.cat([(curves - self.target).reshape(-1), lines.reshape(-1)])
 
@@ -171,18 +205,23 @@ class _Problem:
         with torch.no_grad():
             return float(torch.mean(self.residuals(net) ** 2))
 
-    def max_error(self, net: nn.Sequential) -> float:
+    def max_error(self, net: nn.Sequential, curves: bool = False) -> float:
+        """Largest relative error of the line fits (and, with ``curves``, of the curves themselves)."""
         with torch.no_grad():
-            curves = net(self.x).reshape(self.target.shape)
-            return float((self._line_rows(curves) - self.line_target).abs().max())
+            out = net(self.x).reshape(self.target.shape)
+            if curves:
+                return float((out - self.target).abs().max())
+            return float((self._line_rows(out) - self.line_target).abs().max())
 
     @torch.no_grad()
     def solve_last_layer(self, net: nn.Sequential) -> None:
         last = linear_layers(net)[-1]
         feats = net[:-1](self.x)
         feats = torch.cat([feats, torch.ones_like(feats[:, :1])], dim=1).reshape(*self.target.shape, -1)
-        a = torch.cat([feats.reshape(-1, feats.shape[-1]), self._line_rows(feats).reshape(-1, feats.shape[-1])])
-        b = torch.cat([self.target.reshape(-1), self.line_target.reshape(-1)])
+        a, b = feats.reshape(-1, feats.shape[-1]), self.target.reshape(-1)
+        if self.use_lines:
+            a = torch.cat([a, self._line_rows(feats).reshape(-1, feats.shape[-1])])
+            b = torch.cat([b, self.line_target.reshape(-1)])
         gram = a.T @ a
         gram += self.RIDGE * torch.trace(gram) / len(gram) * torch.eye(len(gram), dtype=gram.dtype)
         w = torch.linalg.solve(gram, a.T @ b)
@@ -225,7 +264,7 @@ def fold_affine(net: nn.Sequential, c_mid: float, c_half: float, y_scale: float)
 
 
 @torch.no_grad()
-def _report(model, emb, slopes, offsets, grid, polished, loss) -> DistillReport:
+def _report(model, emb, slopes, offsets, grid, polished, loss, targets=None) -> DistillReport:
     a = torch.as_tensor(emb, dtype=model.dtype, device=model.device)
 
     def curves(c: np.ndarray) -> np.ndarray:
@@ -233,7 +272,7 @@ def _report(model, emb, slopes, offsets, grid, polished, loss) -> DistillReport:
         return model.node(cc, a).T.cpu().double().numpy()
 
     fs, fo = line_fits(SWEEP, curves(SWEEP))
-    lines = slopes[:, None] * grid[None, :] + offsets[:, None]
+    lines = slopes[:, None] * grid[None, :] + offsets[:, None] if targets is None else targets
     scale = max(float(np.abs(lines).max()), 1e-30)
     report = DistillReport(
         polished=polished,
@@ -268,8 +307,29 @@ def initialise_from_fit(
         emb = emb + _within_group_spread(fit, slopes, offsets, model.a.shape[1], 0.02 * spacing)
     with torch.no_grad():
         model.a.copy_(torch.as_tensor(emb, dtype=model.a.dtype))
-    return distill_node(model, emb, slopes, offsets, distillation_grid(c_max_data),
-                        steps=steps, jitter=jitter, n_jitter=n_jitter, seed=seed)
+    grid = distillation_grid(c_max_data)
+    curved = [fit.curve(g) for g in range(fit.n_groups) if fit.is_curved(g)]
+    if curved:  # dense where the curves bend: up to the groups' 99th percentiles, and near 0
+        hi = max(curve.hi for curve in curved)
+        grid = np.unique(np.concatenate([grid, np.linspace(0.0, hi, 128), np.geomspace(1e-3, hi, 64)]))
+    curves = node_curve_targets(fit, slopes, offsets, grid)
+    if curves is not None:  # curved groups: their stage-1 curves, continued as tangents outside the data
+        slopes, offsets = line_fits(SWEEP, curves[:, np.isin(grid, SWEEP)])
+    return distill_node(model, emb, slopes, offsets, grid, steps=steps, jitter=jitter, n_jitter=n_jitter, seed=seed,
+                        curves=curves)
+
+
+def node_curve_targets(fit: HomeostasisFit, slopes: np.ndarray, offsets: np.ndarray, grid: np.ndarray
+                       ) -> np.ndarray | None:
+    """(n_metabolites, n_grid) targets when some stage-1 group is curved: its curve for a curved group's
+    members (extrapolated linearly outside the group's observed range), the line for the others; else None."""
+    if not any(fit.is_curved(g) for g in range(fit.n_groups)):
+        return None
+    out = slopes[:, None] * grid[None, :] + offsets[:, None]
+    for g in range(fit.n_groups):
+        if fit.is_curved(g):
+            out[fit.groups == g] = fit.curve(g)(grid, extrapolate=True)
+    return out
 
 
 def _within_group_spread(fit, slopes, offsets, dim, radius) -> np.ndarray:

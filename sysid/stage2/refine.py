@@ -34,6 +34,7 @@ from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel, euler_rollout, linear_layers, pick_device
 from sysid.network import Network
 from sysid.stage1.result import HomeostasisFit
+from sysid.stage2.gauss_newton import conserved_identity_loss, correct_group_curves
 from sysid.stage2.init import DistillReport, fold_affine, initialise_from_fit
 
 log = logging.getLogger(__name__)
@@ -258,10 +259,17 @@ def _refine(model, dataset, fit, options: RefineOptions, seed: int, progress, de
 
     # Training loss in units of the initialisation's: O(1) gradients for Adam (its eps assumes that) and
     # no float32 denormals in the backward pass and Adam's moments (they slow CPUs down ~20x).
+    gn_model = _gauss_newton(work, dataset, fit, windows, proj, rc, seed)
+    validate = lambda m: loss_on(m, val_set)  # noqa: E731
+    if gn_model is not None and proj is not None:  # candidates compared by the identity the correction solved
+        p = proj.cpu().numpy()
+        validate = lambda m: conserved_identity_loss(  # noqa: E731
+            m, dataset.concentrations, windows.validation, windows.horizon, dataset.delta_t, p)
     loss_scale = max(loss_on(work, train_set), 1e-30)
-    run = _fine_tune(work, conc, windows, dataset.delta_t, proj, loss_scale, options, seed,
-                     lambda m: loss_on(m, val_set), progress)
-    init_val = run.val_history[0][1]
+    run = _fine_tune(work, conc, windows, dataset.delta_t, proj, loss_scale, options, seed, validate, progress)
+    init_val = run.val_history[0][1] if gn_model is None else validate(init_model)
+    if gn_model is not None and run.val_history[0][1] <= run.best_val:  # Adam did not improve on Gauss-Newton
+        run = _Run(gn_model, run.val_history[0][1], 0, run.train_history, run.val_history)
     # a relative margin, so that noise-level differences keep stage 1; NaN never wins
     kept_model = run.best if run.best_val < (1.0 - rc.min_improvement) * init_val else init_model
     kept = REFINED if kept_model is run.best else STAGE1
@@ -276,6 +284,27 @@ def _refine(model, dataset, fit, options: RefineOptions, seed: int, progress, de
         phase2_loss=train_loss[kept_model], train_history=tuple(run.train_history),
         val_history=tuple(run.val_history), best_step=run.best_step, distill=distill, seconds=seconds,
     )
+
+
+def _gauss_newton(work: MetabolismModel, dataset: Dataset, fit: HomeostasisFit, windows: Windows,
+                  proj: torch.Tensor | None, rc, seed: int) -> MetabolismModel | None:
+    """When configured and the loss is on conserved quantities: stage 1's group curves corrected by
+    Gauss-Newton on the rollout loss, and ``work`` re-initialised from them (in place); returns a copy
+    of the result, or None when no step was taken."""
+    steps = rc.gauss_newton_steps
+    if steps < 0:
+        steps = 3 if any(fit.is_curved(g) for g in range(fit.n_groups)) else 0
+    if steps == 0:
+        return None
+    if proj is None:
+        log.warning("refine: Gauss-Newton needs conservation laws (rollout_space conserved); skipped")
+        return None
+    corrected, _ = correct_group_curves(fit, dataset.concentrations, windows.train,
+                                        windows.horizon, dataset.delta_t, proj.cpu().double().numpy(), steps)
+    initialise_from_fit(work, corrected, float(dataset.concentrations.max()), spacing=rc.group_spacing,
+                        target=rc.distill_target, steps=rc.distill_steps, jitter=rc.embedding_jitter,
+                        n_jitter=rc.n_jitter, seed=seed)
+    return copy.deepcopy(work)
 
 
 @dataclass

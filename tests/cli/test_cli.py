@@ -1,5 +1,7 @@
 """The command line: outputs, --force, one-line errors with exit code 2, atomic results."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,10 @@ def test_fit_and_evaluate_on_a_dataset(small_dir, small_frozen, tmp_path):
     assert proc.returncode == 0, proc.stderr
     log = read_analysis_log(tmp_path / "fit" / "analysis.log")
     assert log["stage1_group_acc"] == 1.0 and abs(log["stage1_avg_slope_ratio"] - 1) < 0.02
+    # linear data: every group keeps the line, and the curve keys come last
+    assert list(log)[-2:] == ["stage1_curve_err_0", "stage1_curve_err_1"] and max(list(log.values())[-2:]) < 0.05
+    groups = json.loads((tmp_path / "fit" / "groups.json").read_text())["groups"]
+    assert [g["form"] for g in groups] == ["linear", "linear"]
     for name in ("fits.csv", "groups.json", "stage1_fits.png", "stage1_groups.png", "detectability.csv",
                  "detectability.png"):
         assert (tmp_path / "fit" / name).is_file()

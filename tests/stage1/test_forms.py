@@ -1,0 +1,76 @@
+"""Candidate curve forms of stage 1, on synthetic windowed rows with a known law."""
+
+import numpy as np
+import pytest
+
+from sysid.simulation.homeostasis import HomeostasisLaw
+from sysid.stage1.forms import PooledRows, choose_form, features
+from sysid.stage1.residuals import window_sum
+
+DT, WINDOW = 0.1, 10
+
+
+def _rows(law_fn, noise: float = 0.0, seed: int = 0) -> PooledRows:
+    """Six metabolites on sine trajectories over different ranges; rows = dt * window sums of h(c) (+ noise)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(801) * DT
+    centres, amps = np.array([2.0, 4.0, 6.0, 9.0, 14.0, 20.0]), np.array([1.5, 3.0, 4.0, 6.0, 10.0, 18.0])
+    conc = np.maximum(centres + amps * np.sin(0.05 * t[:, None] * (1 + np.arange(6)) / 3 + rng.uniform(0, 6, 6)), 0.0)
+    starts = np.arange(0, 800 - WINDOW, WINDOW)
+    windowed = DT * window_sum(law_fn(conc), starts, WINDOW)
+    win, member = np.meshgrid(np.arange(len(starts)), np.arange(6), indexing="ij")
+    y = windowed[win.ravel(), member.ravel()]
+    y = y + noise * np.std(y) * rng.normal(size=y.shape)
+    return PooledRows(conc, y, member.ravel(), win.ravel(), np.ones(len(y)), starts, WINDOW, 1, False, DT)
+
+
+def _rel_curve_error(curve, law_fn, c):
+    true = law_fn(c)
+    return np.sqrt(np.mean((curve(c) - true) ** 2)) / np.std(true)
+
+
+SAT = HomeostasisLaw("saturating", {"lambda": np.array([0.002]), "baseline": np.array([6.0]),
+                                   "scale": np.array([2.5])})
+HILL = HomeostasisLaw("hill", {"vmax": np.array([0.012]), "scale": np.array([6.0]), "hill": np.array([3.0]),
+                               "decay": np.array([0.001])})
+
+
+@pytest.mark.parametrize("law, form", [(SAT, "saturating"), (HILL, "rational")])
+def test_nonlinear_laws_are_recognised_and_recovered(law, form):
+    def h(c):
+        return law.curve(0, c)
+
+    rows = _rows(h, noise=0.01)
+    curve, bics = choose_form(rows)
+    assert curve.form == form, bics
+    assert _rel_curve_error(curve, h, np.linspace(0.5, 30.0, 60)) < 0.02
+
+
+def test_a_line_stays_a_line_and_a_cubic_is_found():
+    def line(c):
+        return -0.001 * (c - 4.0)
+
+    curve, bics = choose_form(_rows(line, noise=0.05))
+    assert curve.form == "linear", bics
+    np.testing.assert_allclose(curve(np.array([0.0, 10.0])), line(np.array([0.0, 10.0])), rtol=1e-2, atol=1e-5)
+
+    def cubic(c):
+        return -1e-3 * (c - 8.0) - 2e-5 * (c - 8.0) ** 3
+
+    curve, bics = choose_form(_rows(cubic, noise=0.01), candidates=("linear", "quadratic", "cubic"))
+    assert curve.form == "cubic", bics
+
+
+def test_extrapolation_continues_the_tangent():
+    rows = _rows(lambda c: SAT.curve(0, c))
+    curve, _ = choose_form(rows)
+    beyond = np.array([curve.hi + 5.0])
+    edge = curve(np.array([curve.hi]))
+    slope = (curve(np.array([curve.hi])) - curve(np.array([curve.hi - 1e-3]))) / 1e-3
+    np.testing.assert_allclose(curve(beyond, extrapolate=True), edge + 5.0 * slope, rtol=1e-3, atol=1e-9)
+
+
+def test_polynomial_features_come_from_pysindy_in_centred_units():
+    c = np.array([[1.0, 2.0], [3.0, 5.0]])
+    f = features("cubic", (), 2.0, c)
+    np.testing.assert_allclose(f[1, 1], [1.0, 3.0, 9.0, 27.0])
