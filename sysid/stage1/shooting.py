@@ -228,7 +228,7 @@ def rates_and_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray
         members = colour == k
         tangent = torch.as_tensor(np.broadcast_to(members, x.shape).astype(np.float64), dtype=model.dtype,
                                   device=model.device)
-        _, (jvp, _) = torch.func.jvp(forward, (c,), (tangent,))  # type: ignore[misc]  # forward returns a pair
+        (v, agg), (jvp, _) = torch.func.jvp(forward, (c,), (tangent,))  # type: ignore[misc]  # forward returns a pair
         edges = members[met]
         dv[:, rxn[edges], met[edges]] = jvp.float().cpu().numpy()[:, rxn[edges]]
     return v.double().cpu().numpy(), dv, agg.double().cpu().numpy()
