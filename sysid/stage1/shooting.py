@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.design import mass_action_monomials, shape_features
@@ -74,7 +75,8 @@ class ShootingRegression:
     ``slope_cols_`` and ``reaction_cols_``.
     """
 
-    def __init__(self, *, substeps: int, span: int = 1, n_iterations: int = 6, ridge: float = 1e-10,
+    def __init__(self, *, substeps: int, span: int = 1, n_iterations: int = Stage1Config.n_iterations,
+                 ridge: float = Stage1Config.ridge,
                  shape_knots: int = 0, reuse_jacobian: bool = True):
         self.substeps = substeps
         self.shape_knots = shape_knots
