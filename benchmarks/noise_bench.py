@@ -7,7 +7,8 @@ model from the truth with log_k noise 0.1 (seed 1), run stage 1 end to end and
 score it against the truth: per-type slope and offset ratios (pooled answer),
 group accuracy, metabolites flagged as not identified, and the share of the
 per-metabolite 95% intervals (raw estimate +- 1.96 se, as in fits.csv) that
-contain the true slope and offset. The Cramer-Rao bound is computed at the
+contain the true slope and offset, and of the per-group intervals (groups.json,
+slope and offset of each true type's majority group). The Cramer-Rao bound is computed at the
 truth (exact frozen model, true slopes, noise-free states) with the per-reaction
 rate multipliers and every window's start as nuisance parameters, on windows of
 100 integration steps (sysid.stage1.bound); it scales with the noise level, so
@@ -65,6 +66,7 @@ def run_case(case: str, seed: int, small: bool, bounds: dict) -> dict:
         "unidentified": int((~fit.identified).sum()),
         "cover_slope": float(np.mean(np.abs(fit.raw_slope - slope) <= 1.96 * fit.slope_se)),
         "cover_offset": float(np.mean(np.abs(fit.raw_offset - offset) <= 1.96 * fit.offset_se)),
+        "cover_group": _group_coverage(fit, t),
         "slope_err": fit.raw_slope - slope, "true_slope": slope,
         "type_err": np.array([np.nanmean(fit.slope[t.types == k]) - slope[t.types == k].mean()
                               for k in range(t.n_types)]),
@@ -85,6 +87,18 @@ def run_case(case: str, seed: int, small: bool, bounds: dict) -> dict:
     return out
 
 
+def _group_coverage(fit, truth) -> float:
+    """Share of the per-group 95% intervals (groups.json: estimate +- 1.96 se), slope and offset of each true
+    type's majority group, that contain the type's truth."""
+    g_slope, g_offset, s_se, o_se = fit.group_estimates()
+    hits = []
+    for k in range(truth.n_types):
+        g = np.bincount(fit.groups[truth.types == k], minlength=fit.n_groups).argmax()
+        hits.append(abs(g_slope[g] + truth.lambdas[k]) <= 1.96 * s_se[g])
+        hits.append(abs(g_offset[g] - truth.lambdas[k] * truth.baselines[k]) <= 1.96 * o_se[g])
+    return float(np.mean(hits))
+
+
 def run_or_fail(case: str, seed: int, small: bool, bounds: dict) -> dict:
     """A failed seed (the simulation diverges, stage 1 raises) is a row of the table too, counted as a miss."""
     try:
@@ -99,22 +113,24 @@ def summarise(case: str, all_rows: list[dict]) -> list[str]:
     rows = [(seed, r) for seed, r in all_rows if "error" not in r]
     lines = [f"## case ({case}): record_every {every}, {kind} noise {noise}; target: ratios within {target:.0%}", "",
              "| seed | slope ratios | offset ratios | group acc | groups | not identified | cover slope | "
-             "cover offset | stage-1 s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {seed} | failed: {error} | | | | | | | |" for seed, error in failed]
+             "cover offset | cover group | stage-1 s |", "|" + " --- |" * 10]
+    lines += [f"| {seed} | failed: {error} | | | | | | | | |" for seed, error in failed]
     if not rows:
         return [*lines, ""]
     for seed, r in rows:
         n = len(r["ratios"]) // 2
         lines.append(f"| {seed} | {' / '.join(f'{v:.4f}' for v in r['ratios'][:n])} | "
                      f"{' / '.join(f'{v:.4f}' for v in r['ratios'][n:])} | {r['acc']:.3f} | {int(r['n_groups'])} | "
-                     f"{r['unidentified']} | {r['cover_slope']:.2f} | {r['cover_offset']:.2f} | {r['seconds']:.1f} |")
+                     f"{r['unidentified']} | {r['cover_slope']:.2f} | {r['cover_offset']:.2f} | "
+                     f"{r['cover_group']:.2f} | {r['seconds']:.1f} |")
     worst = max(abs(v - 1) for _, r in rows for v in r["ratios"])
     misses = sum(any(abs(v - 1) > target for v in r["ratios"]) for _, r in rows) + len(failed)
     lines += ["", f"worst |ratio - 1| {worst:.4f}; seeds missing the {target:.0%} target (failures included): "
               f"{misses} of {len(all_rows)}; "
               f"mean group acc {np.mean([r['acc'] for _, r in rows]):.3f}; "
               f"coverage slope {np.mean([r['cover_slope'] for _, r in rows]):.2f}, "
-              f"offset {np.mean([r['cover_offset'] for _, r in rows]):.2f}"]
+              f"offset {np.mean([r['cover_offset'] for _, r in rows]):.2f}, "
+              f"group estimates {np.mean([r['cover_group'] for _, r in rows]):.2f}"]
     if "crb" in rows[0][1]:
         err = np.stack([r["slope_err"] for _, r in rows])
         rmse = np.sqrt(np.nanmean(err**2, axis=0))  # nan: a metabolite without usable windows

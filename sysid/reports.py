@@ -66,12 +66,13 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
         w.writerow(list(table))
         for i in range(len(fit.slope)):
             w.writerow([_cell(v[i]) for v in table.values()])
-    g_slope, g_offset = fit.group_means()
+    g_slope, g_offset, g_slope_se, g_offset_se = fit.group_estimates()
     groups = {
         "n_groups": fit.n_groups,
         "groups": [
             {"group": g, "members": np.nonzero(fit.groups == g)[0].tolist(),
-             "slope": float(g_slope[g]), "offset": float(g_offset[g]),
+             "slope": float(g_slope[g]), "slope_se": float(g_slope_se[g]),
+             "offset": float(g_offset[g]), "offset_se": float(g_offset_se[g]),
              "baseline": float(-g_offset[g] / g_slope[g]) if g_slope[g] else None,
              **_group_form(fit, g)}
             for g in range(fit.n_groups)

@@ -117,20 +117,27 @@ def solve_eliminating_pairs(design, row_weights: np.ndarray, ridge: float) -> np
 def slope_inflation(design, row_weights: np.ndarray, ridge: float) -> np.ndarray:
     """(n_met,) variance inflation of each slope: its variance in the joint fit over its variance given its own
     offset alone (1: the frozen-model corrections take nothing from it; inf: no data)."""
+    return pair_inflation(design, row_weights, ridge)[:, 0]
+
+
+def pair_inflation(design, row_weights: np.ndarray, ridge: float) -> np.ndarray:
+    """(n_met, 2) variance inflation of each slope and offset by the joint estimation of the frozen-model
+    corrections: the diagonal of the metabolite's block of the joint inverse over that of its own 2 x 2 block
+    (P^-1 + (P^-1 B) R^-1 (P^-1 B)^T over P^-1, with R the Schur complement; inf: no data)."""
     e = eliminate_pairs(design, row_weights, ridge)
-    out = np.full(design.n_met, np.inf)
-    U = np.zeros((len(e.used), design.n_met))
-    own = np.ones(design.n_met)
+    out = np.full((design.n_met, 2), np.inf)
+    U = np.zeros((len(e.used), 2 * design.n_met))
+    own = np.ones((design.n_met, 2))
     for i, pair in enumerate(e.pairs):
         if pair is not None:
             pos, P_inv, B, _, _ = pair
-            U[pos, i] = (P_inv @ B)[0]
-            own[i] = P_inv[0, 0]
+            U[pos, 2 * i : 2 * i + 2] = (P_inv @ B).T
+            own[i] = np.diag(P_inv)
     try:
         W = linalg.solve_triangular(linalg.cholesky(e.reduced, lower=True), U, lower=True)
         extra = np.sum(W**2, axis=0)
     except linalg.LinAlgError:
         extra = np.einsum("ij,ij->j", U, linalg.lstsq(e.reduced, U)[0])
     ok = np.array([p is not None for p in e.pairs], bool)
-    out[ok] = 1.0 + extra[ok] / own[ok]
+    out[ok] = 1.0 + extra.reshape(-1, 2)[ok] / own[ok]
     return out

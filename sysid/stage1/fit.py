@@ -15,6 +15,7 @@ from sysid.frozen import FrozenModel, species_set_points, transient_frames, uses
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.bound import cramer_rao_bound
+from sysid.stage1.calibration import calibrated, dispersion
 from sysid.stage1.design import affordable_knots
 from sysid.stage1.detectability import Detectability, detectability
 from sysid.stage1.grouping import find_groups, find_slope_groups
@@ -138,12 +139,19 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
            refit: Callable[[np.ndarray], HomeostasisRegression] | None = None) -> Stage1Result:
     """Groups (on the identified metabolites), then, where ``refit`` can redo the windowed regression with
     curves as columns, a curve form per group (docs/method.md, section 2d)."""
-    report = detectability(reg.slope_, reg.slope_se_, identified, reg.design_matrix_, reg.slope_cols_,
-                           reg.reaction_cols_)
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
-    grouping = group(points, reg.cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
+    grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified)
+    phi = dispersion(points, reg.joint_cov_, grouping.labels, identified)
+    cov = calibrated(reg.joint_cov_, phi)
+    if np.any(phi > 1):  # once more with the calibrated errors: they weigh assignment and pooling
+        log.info("stage 1: standard errors widened by %.3g (slope) and %.3g (offset) to the spread within groups",
+                 *phi)
+        grouping = group(points, cov, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
+                         trusted=identified)
+    report = detectability(reg.slope_, np.sqrt(cov[:, 0, 0]), identified, reg.design_matrix_, reg.slope_cols_,
+                           reg.reaction_cols_)
     labels, curves, bics = grouping.labels, None, None
     if refit is not None:
         # one curve per group assumes the members share their law; with per-species set points they do not
@@ -158,7 +166,8 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
             log.info("stage 1: %d metabolites regrouped by their groups' curves", forms.reassigned)
         labels, curves, bics = forms.labels, forms.curves, forms.bics
     fit = HomeostasisFit(
-        slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=reg.slope_se_, offset_se=reg.offset_se_,
+        slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=np.sqrt(cov[:, 0, 0]),
+        offset_se=np.sqrt(cov[:, 1, 1]),
         groups=labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
         identified=identified, curves=curves, form_bics=bics,
     )

@@ -5,9 +5,9 @@ The number of groups is chosen by the BIC of Gaussian mixtures fitted to the
 well-determined metabolites (standardised); every metabolite is then assigned
 by its likelihood under each group with its own covariance added, so poorly
 determined metabolites neither create groups nor pull them apart. Finally
-each estimate is pooled with its group (empirical-Bayes posterior mean):
-well-determined metabolites keep their own value, uncertain ones move to the
-group's.
+each estimate is pooled with its group (empirical-Bayes posterior mean, with a
+heavy-tailed likelihood for the estimate): well-determined metabolites keep
+their own value, uncertain ones and outliers move to the group's.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
 MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
+T_DOF = 4.0  # degrees of freedom of the Student-t likelihood of each estimate in pooling (a common robust choice)
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,12 +164,19 @@ def _drop_small_groups(logp: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def _pool(z, z_cov, labels, means, covs, finite) -> np.ndarray:
-    """Posterior mean of each point under its group's Gaussian prior (robust centre and spread)."""
+    """Posterior mean of each point under its group's Gaussian prior (robust centre and spread), with a
+    Student-t likelihood for the point's own estimate: its precision is scaled by the t model's weight
+    (T_DOF + d) / (T_DOF + m), m its squared Mahalanobis distance from the group (capped at 1), so an estimate
+    far outside its group and its error moves to the group instead of keeping its value."""
     pooled = means[labels].copy()
+    centre, own_cov = means[labels][finite], z_cov[finite]
+    diff = z[finite] - centre
+    m = np.sum(diff * np.linalg.solve(own_cov + covs[labels][finite], diff[..., None])[..., 0], axis=1)
+    weight = np.minimum((T_DOF + z.shape[1]) / (T_DOF + m), 1.0)
     prior_prec = np.linalg.inv(covs)[labels][finite]
-    own_prec = np.linalg.inv(z_cov[finite])
+    own_prec = np.linalg.inv(own_cov) * weight[:, None, None]
     post_cov = np.linalg.inv(own_prec + prior_prec)
-    rhs = own_prec @ z[finite][..., None] + prior_prec @ means[labels][finite][..., None]
+    rhs = own_prec @ z[finite][..., None] + prior_prec @ centre[..., None]
     pooled[finite] = (post_cov @ rhs)[..., 0]
     return pooled
 

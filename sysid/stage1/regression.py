@@ -22,7 +22,7 @@ from scipy import linalg, sparse
 
 from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
-from sysid.stage1.block_solve import BLOCK_COLUMNS, slope_inflation, solve_eliminating_pairs, times_st
+from sysid.stage1.block_solve import BLOCK_COLUMNS, pair_inflation, solve_eliminating_pairs, times_st
 from sysid.stage1.design import Design, build_design, mass_action_monomials, shape_features
 from sysid.stage1.identifiability import collinear_reactions
 from sysid.stage1.quadratic import needs_quadratic, windowed_library
@@ -73,7 +73,8 @@ class HomeostasisRegression:
 
     ``fit`` sets ``slope_``, ``offset_``, ``slope_se_``, ``offset_se_``,
     ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``,
-    ``shape_names_``, ``inflation_`` (how much the frozen-model corrections inflate each slope's variance) and
+    ``shape_names_``, ``inflation_`` ((n, 2): how much the frozen-model corrections inflate each slope's and
+    offset's variance), ``joint_cov_`` (the per-metabolite covariance so inflated) and
     the final design (``design_matrix_``, ``slope_cols_``, ``reaction_cols_``).
     """
 
@@ -153,7 +154,10 @@ class HomeostasisRegression:
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
         self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
-        self.inflation_ = slope_inflation(design, weights[design.rows_met], self.ridge)
+        self.inflation_ = pair_inflation(design, weights[design.rows_met], self.ridge)
+        root = np.sqrt(np.where(np.isfinite(self.inflation_), self.inflation_, 1.0))
+        self.joint_cov_ = self.cov_ * root[:, :, None] * root[:, None, :]
+        self.joint_cov_[~np.all(np.isfinite(self.inflation_), axis=1)] = np.diag([np.inf, np.inf])
         # what the nonlinear forms are fitted to (sysid.stage1.nonlinear): the cleaned rows and their weights
         self.rows_met_, self.rows_win_, self.starts_, self.met_weights_ = (design.rows_met, design.rows_win,
                                                                           res.starts, weights)
@@ -167,7 +171,7 @@ class HomeostasisRegression:
 
     def raw_slope_se_joint(self) -> np.ndarray:
         """Slope standard errors with the uncertainty of the frozen-model corrections: slope_se_ * sqrt(inflation)."""
-        return self.slope_se_ * np.sqrt(self.inflation_)
+        return self.slope_se_ * np.sqrt(self.inflation_[:, 0])
 
     def _set_per_metabolite(self, design: Design, coef: np.ndarray, conc: np.ndarray, starts: np.ndarray,
                             dt: float) -> None:

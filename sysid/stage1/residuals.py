@@ -7,7 +7,9 @@ which needs no derivative of noisy data. With a ramp of m frames (weak form
 with a trapezoidal test function) the same identity is averaged over the m
 windows starting at t0, t0+1, ..., t0+m-1: each end of the window is then a
 mean of m noisy concentrations, and the identity stays exact for Euler data. Rows whose window touches a clamped
-zero concentration break the Euler relation and are masked.
+zero concentration break the Euler relation and are masked, on clean data (ramp 1) only: under measurable
+noise a recorded zero is mostly a noisy reading cut at 0, and masking windows by their noise would select them
+by it (a bias).
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def compute_residuals(data: Dataset, frozen: FrozenEvaluation, window: int, ramp
         starts=starts,
         delta=ramp_mean(conc, starts + window, ramp) - ramp_mean(conc, starts, ramp),
         integrated_reaction=data.delta_t * window_sum(frozen.reaction, starts, window, ramp, trapezoid),
-        valid=touched == 0,
+        valid=(touched == 0) | (ramp > 1),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sysid.stage1.forms import GroupCurve
+from sysid.stage1.grouping import T_DOF
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,15 +54,34 @@ class HomeostasisFit:
         return int(self.groups.max()) + 1 if len(self.groups) else 0
 
     def group_means(self) -> tuple[np.ndarray, np.ndarray]:
-        """Inverse-variance weighted slope and offset of each group."""
-        slopes, offsets = [], []
+        """Slope and offset of each group (see :meth:`group_estimates`)."""
+        slope, offset, _, _ = self.group_estimates()
+        return slope, offset
+
+    def group_estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per group: slope, offset and their standard errors.
+
+        Each is the inverse-variance weighted mean of the members' own estimates (identified members, when
+        any), each weight scaled by a Student-t weight of the member's distance from the plain weighted mean,
+        so an outlier counts little; the standard error is that of the weighted mean (the members' errors are
+        taken as independent)."""
+        raw_slope = self.slope if self.raw_slope is None else self.raw_slope
+        raw_offset = self.offset if self.raw_offset is None else self.raw_offset
+        out = np.full((4, self.n_groups), np.nan)
         for g in range(self.n_groups):
             m = self.groups == g
-            slopes.append(_weighted_mean(self.slope[m], self.slope_se[m]))
-            offsets.append(_weighted_mean(self.offset[m], self.offset_se[m]))
-        return np.array(slopes), np.array(offsets)
+            if self.identified is not None and (m & self.identified).any():
+                m = m & self.identified
+            out[0, g], out[2, g] = _robust_weighted_mean(raw_slope[m], self.slope_se[m])
+            out[1, g], out[3, g] = _robust_weighted_mean(raw_offset[m], self.offset_se[m])
+        return out[0], out[1], out[2], out[3]
 
 
-def _weighted_mean(values: np.ndarray, se: np.ndarray) -> float:
-    w = 1.0 / np.maximum(se, 1e-300) ** 2
-    return float(np.sum(w * values) / np.sum(w))
+def _robust_weighted_mean(values: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    ok = np.isfinite(values) & np.isfinite(se)
+    values, w = values[ok], 1.0 / np.maximum(se[ok], 1e-300) ** 2
+    if not len(values):
+        return float("nan"), float("inf")
+    first = np.sum(w * values) / np.sum(w)
+    w = w * np.minimum((T_DOF + 1.0) / (T_DOF + w * (values - first) ** 2), 1.0)
+    return float(np.sum(w * values) / np.sum(w)), float(1.0 / np.sqrt(np.sum(w)))

@@ -201,6 +201,7 @@ class ShootingRegression:
         idx = np.arange(n_met)
         pairs = np.stack([idx, idx + n_met], axis=1)  # (slope, offset) columns of each metabolite
         self.cov_ = cov[pairs[:, :, None], pairs[:, None, :]]
+        self.joint_cov_ = self.cov_  # the corrections are part of the same fit: already the joint covariance
         self.slope_se_, self.offset_se_ = np.sqrt(self.cov_[:, 0, 0]), np.sqrt(self.cov_[:, 1, 1])
         self.quadratic_ = np.zeros(n_met, bool)
         self.collinear_ = np.zeros(self._S.shape[1], bool)

@@ -49,3 +49,17 @@ def test_inflation_is_one_without_shared_columns_and_large_when_collinear():
     inflation = block_solve.slope_inflation(collinear, np.ones(len(design.y)), 1e-10)
     assert inflation[0] > 1e3
     np.testing.assert_allclose(inflation[1:], 1.0)
+
+
+def test_pair_inflation_is_the_joint_over_the_own_variance_of_slope_and_offset():
+    design = _design(4)
+    A = (design.X.T @ design.X).toarray()
+    joint = np.diag(np.linalg.inv(A))
+    n = design.n_met
+    expected = np.zeros((n, 2))
+    for i in range(n):
+        own = np.diag(np.linalg.inv(A[np.ix_([i, n + i], [i, n + i])]))
+        expected[i] = joint[[i, n + i]] / own
+    inflation = block_solve.pair_inflation(design, np.ones(len(design.y)), 1e-12)
+    np.testing.assert_allclose(inflation, expected, rtol=1e-5)
+    assert np.all(inflation > 1.0)

@@ -133,8 +133,9 @@ def test_compute_residuals_matches_loops_and_masks_clamped_zeros(ramp):
             integral = dt * naive_window_sum(reaction[:, i], [t0], window, ramp)[0]
             assert res.integrated_reaction[w, i] == pytest.approx(integral, rel=1e-12, abs=1e-12)
             touches_zero = any(conc[t, i] == 0 for t in range(t0, t0 + window + ramp))
-            assert res.valid[w, i] == (not touches_zero)
-    assert (~res.valid).sum() >= 2  # both planted zeros fall inside some window
+            # noisy data (ramp > 1): a recorded zero is a noisy reading cut at 0, not a break of the Euler step
+            assert res.valid[w, i] == (not touches_zero or ramp > 1)
+    assert (~res.valid).sum() >= (2 if ramp == 1 else 0)  # both planted zeros fall inside some window
     np.testing.assert_allclose(res.windowed, res.delta - res.integrated_reaction)
 
 
