@@ -143,7 +143,10 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified)
-    phi = dispersion(points, reg.joint_cov_, grouping.labels, identified)
+    if species_set_points(model):  # offsets differ by species in truth: the slopes' spread sets both factors
+        phi = np.repeat(dispersion(points[:, :1], reg.joint_cov_[:, :1, :1], grouping.labels, identified), 2)
+    else:
+        phi = dispersion(points, reg.joint_cov_, grouping.labels, identified)
     cov = calibrated(reg.joint_cov_, phi)
     if np.any(phi > 1):  # once more with the calibrated errors: they weigh assignment and pooling
         log.info("stage 1: standard errors widened by %.3g (slope) and %.3g (offset) to the spread within groups",
