@@ -137,7 +137,10 @@ def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) ->
 def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite: np.ndarray):
     """Robust centre of each group and its intrinsic spread: the members' robust variance minus
     their typical estimation variance (floored), so a group whose spread is all estimation noise
-    pools its members strongly to the centre. Rows indexed by label."""
+    pools its members strongly to the centre. Rows indexed by label.
+
+    The centre is the median: a precision-weighted robust mean (:func:`robust_weighted_mean`) was tried
+    under noise 0.01-0.02 and moved the per-type answers further from the truth on 3 of 4 seeds."""
     k = labels.max() + 1
     means, covs = np.zeros((k, z.shape[1])), np.tile(np.eye(z.shape[1]), (k, 1, 1))
     for g in np.unique(labels):
@@ -149,6 +152,24 @@ def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite:
         means[g] = med
         covs[g] = np.diag(np.maximum(sd**2 - noise, MIN_INTRINSIC * sd**2))
     return means, covs
+
+
+def robust_weighted_mean(values: np.ndarray, variances: np.ndarray, start: float | None = None,
+                         iterations: int = 3) -> tuple[float, float]:
+    """Weighted mean of estimates with the given error variances, each weight 1/variance times the Student-t
+    weight (T_DOF + 1) / (T_DOF + r^2) (capped at 1) of its standardised distance r from the current mean,
+    iterated from ``start`` (default: the plain weighted mean); and the standard error of that mean (the
+    estimates' errors taken as independent). NaN and inf when no estimate is finite."""
+    ok = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
+    values, precision = values[ok], 1.0 / variances[ok]
+    if not len(values):
+        return float("nan"), float("inf")
+    mean = float(np.sum(precision * values) / np.sum(precision)) if start is None else float(start)
+    w = precision
+    for _ in range(iterations):
+        w = precision * np.minimum((T_DOF + 1.0) / (T_DOF + precision * (values - mean) ** 2), 1.0)
+        mean = float(np.sum(w * values) / np.sum(w))
+    return mean, float(1.0 / np.sqrt(np.sum(w)))
 
 
 def _drop_small_groups(logp: np.ndarray, min_size: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sysid.stage1.forms import GroupCurve
-from sysid.stage1.grouping import T_DOF
+from sysid.stage1.grouping import robust_weighted_mean
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,10 +61,9 @@ class HomeostasisFit:
     def group_estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per group: slope, offset and their standard errors.
 
-        Each is the inverse-variance weighted mean of the members' own estimates (identified members, when
-        any), each weight scaled by a Student-t weight of the member's distance from the plain weighted mean,
-        so an outlier counts little; the standard error is that of the weighted mean (the members' errors are
-        taken as independent)."""
+        Each is the robust inverse-variance weighted mean of the members' own estimates (identified members,
+        when any; :func:`sysid.stage1.grouping.robust_weighted_mean`), so an outlier counts little, with its
+        standard error."""
         raw_slope = self.slope if self.raw_slope is None else self.raw_slope
         raw_offset = self.offset if self.raw_offset is None else self.raw_offset
         out = np.full((4, self.n_groups), np.nan)
@@ -72,16 +71,6 @@ class HomeostasisFit:
             m = self.groups == g
             if self.identified is not None and (m & self.identified).any():
                 m = m & self.identified
-            out[0, g], out[2, g] = _robust_weighted_mean(raw_slope[m], self.slope_se[m])
-            out[1, g], out[3, g] = _robust_weighted_mean(raw_offset[m], self.offset_se[m])
+            out[0, g], out[2, g] = robust_weighted_mean(raw_slope[m], self.slope_se[m] ** 2)
+            out[1, g], out[3, g] = robust_weighted_mean(raw_offset[m], self.offset_se[m] ** 2)
         return out[0], out[1], out[2], out[3]
-
-
-def _robust_weighted_mean(values: np.ndarray, se: np.ndarray) -> tuple[float, float]:
-    ok = np.isfinite(values) & np.isfinite(se)
-    values, w = values[ok], 1.0 / np.maximum(se[ok], 1e-300) ** 2
-    if not len(values):
-        return float("nan"), float("inf")
-    first = np.sum(w * values) / np.sum(w)
-    w = w * np.minimum((T_DOF + 1.0) / (T_DOF + w * (values - first) ** 2), 1.0)
-    return float(np.sum(w * values) / np.sum(w)), float(1.0 / np.sqrt(np.sum(w)))
