@@ -150,6 +150,33 @@ def _reaction_block(S: np.ndarray, per_window: np.ndarray, row_of: np.ndarray, n
     return sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, S.shape[1]))
 
 
+def window_runs(starts: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """(first, end) index ranges of windows that follow each other back to back (start + window = next start)."""
+    breaks = np.flatnonzero(np.diff(starts) != window) + 1
+    bounds = [0, *breaks.tolist(), len(starts)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+
+
+def window_products(rates: np.ndarray, values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """sum over frames t0..t0+W-1 of each window of rates[t, j] * values[t, j, f]: (n_windows, n_rxn, n_features).
+
+    The einsum of the gathered frames (no (frames, rxns, features) temporary), on views where windows follow
+    each other back to back: their frames are one contiguous range, reshaped, with the gathered copy's layout,
+    so the sums are the same numbers without copying the features."""
+    out = np.empty((len(starts), *values.shape[1:]))
+    for lo, hi in window_runs(starts, window):
+        first, n = int(starts[lo]), hi - lo
+        contiguous = rates.flags.c_contiguous and values.flags.c_contiguous
+        if not contiguous or first < 0 or first + n * window > len(rates):  # gathered (indexing raises as before)
+            frames = window_frames(starts[lo:hi], window)
+            rates_w, values_w = rates[frames], values[frames]
+        else:
+            rates_w = rates[first : first + n * window].reshape(n, window, *rates.shape[1:])
+            values_w = values[first : first + n * window].reshape(n, window, *values.shape[1:])
+        out[lo:hi] = np.einsum("wtj,wtjf->wjf", rates_w, values_w)
+    return out
+
+
 def build_design(
     target: np.ndarray,
     conc: np.ndarray,
@@ -177,10 +204,8 @@ def build_design(
     c_win = dt * window_sum(conc, starts, window, ramp, trapezoid)  # (n_win, n_met)
     n_win = len(starts)
     f_win = np.zeros((n_win, n_rxn, n_feat))
-    frames = window_frames(starts, window)
     for a in range(ramp):  # windows shifted by a frames
-        rates_w, feats_w = rates[frames + a], features.values[frames + a]
-        f_win += (dt / ramp) * np.einsum("wtj,wtjf->wjf", rates_w, feats_w)  # no (frames, rxns, features) temporary
+        f_win += (dt / ramp) * window_products(rates, features.values, starts + a, window)
         if trapezoid:
             end, begin = starts + a + window, starts + a
             f_win += (0.5 * dt / ramp) * (rates[end][..., None] * features.values[end]
