@@ -1,6 +1,6 @@
 """Where the time of `sysid fit` goes, on the embedded default regime.
 
-    python benchmarks/fit_speed.py [--repeats 5] [--out DIR]
+    python benchmarks/fit_speed.py [--repeats 5] [--out DIR] [--detail]
 
 Each repeat runs in a fresh interpreter (imports are part of what a user waits
 for) and times the real pipeline, ``sysid.pipeline.fit_to_folder``, with timers
@@ -35,6 +35,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("import", "load", "frozen evaluation", "regression", "grouping", "writing outputs", "of which figures")
+# inside stage 1 (with --detail): (module, function or Class.method, label); the labels name the files
+DETAIL = (
+    ("sysid.stage1.regression", "shape_features", "regression: shape features (design.py)"),
+    ("sysid.stage1.regression", "build_design", "regression: windowed design, all iterations (design.py)"),
+    ("sysid.stage1.regression", "solve_normal_equations", "regression: normal equations, all iterations "
+                                                           "(regression.py)"),
+    ("sysid.stage1.regression", "HomeostasisRegression._set_per_metabolite",
+     "regression: per-metabolite HAC OLS (statsmodels) and c^2 check"),
+    ("sysid.stage1.regression", "collinear_reactions", "regression: collinear corrections (identifiability.py)"),
+    ("sysid.stage1.regression", "slope_inflation", "regression: slope variance inflation (block_solve.py)"),
+    ("sysid.stage1.fit", "find_groups", "grouping: groups (grouping.py)"),
+    ("sysid.stage1.fit", "fit_group_forms", "grouping: curve forms per group (forms.py, nonlinear.py)"),
+)
 
 
 def _timed(table: dict, key: str, fn):
@@ -45,6 +58,17 @@ def _timed(table: dict, key: str, fn):
         finally:
             table[key] = table.get(key, 0.0) + time.perf_counter() - start
     return wrapper
+
+
+def _wrap_detail(t: dict) -> None:
+    import importlib
+
+    for module, name, label in DETAIL:
+        owner = importlib.import_module(module)
+        *cls, attr = name.split(".")
+        if cls:
+            owner = getattr(owner, cls[0])
+        setattr(owner, attr, _timed(t, label, getattr(owner, attr)))
 
 
 def child(out: str) -> None:
@@ -64,6 +88,7 @@ def child(out: str) -> None:
     pipeline.fit_stage1 = _timed(t, "stage 1", pipeline.fit_stage1)
     stage1.evaluate_frozen = _timed(t, "frozen evaluation", stage1.evaluate_frozen)
     stage1._group = _timed(t, "grouping", stage1._group)
+    _wrap_detail(t)
     plots_import = _wrap_figures(t)
     cfg = load_config(None)
     data = default_dataset_dir(cfg)
@@ -103,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="result folder of the timed fits (a temporary one)")
+    parser.add_argument("--detail", action="store_true", help="also the parts of stage 1, by function")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -131,8 +157,17 @@ def main() -> None:
           f"{min(stage1):.2f} | {max(stage1):.2f} |")
     print(f"| whole `sysid fit --out DIR --force` (new interpreter) | {statistics.median(whole):.2f} | "
           f"{min(whole):.2f} | {max(whole):.2f} |")
+    if args.detail:
+        print()
+        print(f"| inside stage 1 | median s (of {args.repeats}) | min s | max s |")
+        print("| --- | --- | --- | --- |")
+        for _, _, label in DETAIL:
+            values = [r.get(label, 0.0) for r in runs]
+            print(f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
     print()
-    print(f"# python benchmarks/fit_speed.py --repeats {args.repeats}   (OMP_NUM_THREADS={_env()['OMP_NUM_THREADS']},"
+    detail = " --detail" if args.detail else ""
+    threads = _env()["OMP_NUM_THREADS"]
+    print(f"# python benchmarks/fit_speed.py --repeats {args.repeats}{detail}   (OMP_NUM_THREADS={threads},"
           f" torch 1 thread; {os.cpu_count()} CPUs)")
     print(f"# load average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}")
 
