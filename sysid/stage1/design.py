@@ -66,21 +66,27 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     e = network.edges
     logc = np.log(conc + LOG_EPS)
     ref_c, ref_agg = (logc, None) if reference is None else (np.log(reference[0] + LOG_EPS), reference[1])
-    blocks, names = [], []
+    substrate_hats, names = [], []
     for s in np.unique(e.sto_sub):
         edges = np.nonzero(e.sto_sub == s)[0]
         incidence = np.zeros((conc.shape[1], network.n_reactions))
         np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
         hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, ref_c.shape), ref_c)  # (T, N, K)
-        blocks.append(np.einsum("tnk,nj->tjk", hats, incidence, optimize=True))
+        substrate_hats.append((hats, incidence))
         names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
     has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
     log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
     ref_agg = log_agg if ref_agg is None else np.log(np.maximum(np.abs(ref_agg), 1e-12))
-    hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, ref_agg.shape), ref_agg)
-    blocks.append(hats * has_sub[None, :, None])
-    names += [f"log_agg hat {k}" for k in range(1, hats.shape[-1] + 1)]
-    return ShapeFeatures(np.concatenate(blocks, axis=-1), names)
+    agg_hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, ref_agg.shape), ref_agg)
+    names += [f"log_agg hat {k}" for k in range(1, agg_hats.shape[-1] + 1)]
+    # each block written into its columns of the (frames, reactions, features) array: no concatenated copy
+    values = np.empty((conc.shape[0], network.n_reactions, len(names)))
+    k = 0
+    for hats, incidence in substrate_hats:
+        values[..., k : k + hats.shape[-1]] = np.einsum("tnk,nj->tjk", hats, incidence, optimize=True)
+        k += hats.shape[-1]
+    np.multiply(agg_hats, has_sub[None, :, None], out=values[..., k:])
+    return ShapeFeatures(values, names)
 
 
 SHAPE_FEATURE_BYTES = 2 * 2**30  # per-frame shape features above this size are left out (genome-scale networks)
