@@ -10,24 +10,17 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sysid.config import Config
 from sysid.errors import SysidInputError
 from sysid.evaluation.curve_metrics import curve_errors, node_curve_errors
-from sysid.evaluation.metrics import (
-    rate_constants_r2,
-    refine_metrics,
-    species_node_metrics,
-    species_stage1_metrics,
-    stage1_metrics,
-)
+from sysid.evaluation.metrics import rate_constants_r2, species_stage1_metrics, stage1_metrics
 from sysid.frozen import FrozenModel, check_species, load_frozen, transient_frames
 from sysid.io.atomic import atomic_dir, atomic_file, check_writable
 from sysid.io.checkpoint import check_compatible, load_checkpoint
 from sysid.io.dataset import Dataset, load_dataset, load_species_truth, load_truth, write_dataset
 from sysid.model import MetabolismModel
-from sysid.phase1.from_truth import model_from_truth
-from sysid.phase1.trainer import Phase1Result, train_phase1
 from sysid.reports import (
     ANALYSIS_LOG,
     true_homeostasis,
@@ -36,20 +29,24 @@ from sysid.reports import (
     write_fits,
     write_model_report,
     write_phase1,
-    write_refine_outputs,
     write_residuals,
+    write_stage1_figures,
 )
-from sysid.simulation import simulate
 from sysid.stage1.fit import fit_stage1
 from sysid.stage1.residuals import compute_residuals, evaluate_frozen, integral_form, summary
-from sysid.stage2.refine import check_rollout_length, refine
-from sysid.stage2.sbml_node import SbmlNodeModel, sbml_refine_options
 from sysid.truth import Truth
 
+if TYPE_CHECKING:
+    from sysid.phase1.trainer import Phase1Result
+
+# A job imports what only some runs need (the refine, phase 1, the simulator, SBML) inside the function that
+# needs it: `sysid fit` without --refine then loads neither the refine nor the simulator.
 
 def simulate_to_folder(
     cfg: Config, out: Path, *, force: bool = False, progress: Callable[[int], None] | None = None
 ) -> Path:
+    from sysid.simulation import simulate
+
     with atomic_dir(out, force) as tmp:
         write_dataset(simulate(cfg.simulation, cfg.training.measurement_noise_level, progress,
                                     noise_kind=cfg.training.measurement_noise_kind), tmp)
@@ -100,6 +97,9 @@ def fit_to_folder(
 ) -> dict[str, float]:
     """Stage 1 (and stage 2 with ``refine_stage``): fits.csv, groups.json, analysis.log, figures."""
     check_writable(Path(out), force)
+    if refine_stage:
+        from sysid.stage2.refine import check_rollout_length, refine
+        from sysid.stage2.sbml_node import SbmlNodeModel, sbml_refine_options
     dataset, net, truth = _load_pair(data, model, cfg)
     options = cfg.refine_options()
     stage2_model = net if isinstance(net, MetabolismModel) else None
@@ -116,6 +116,9 @@ def fit_to_folder(
         write_fits(tmp, fit, truth)
         write_detectability(tmp, stage1.detectability, fit)
         if refine_stage and stage2_model is not None:
+            from sysid.evaluation.metrics import refine_metrics, species_node_metrics
+            from sysid.reports import write_refine_outputs
+
             device = "cpu" if stage2_model is not net else None  # compiled SBML laws run on the CPU
             result = refine(stage2_model, dataset, fit, options=options, seed=cfg.training.seed,
                             progress=progress, device=device)
@@ -142,6 +145,7 @@ def fit_to_folder(
             metrics.update(curve_errors("stage1", fit.curve_values, truth, dataset.concentrations))
             metrics.update(curves.get("kept", {}) if refine_stage else {})
         write_analysis_log(metrics, tmp / ANALYSIS_LOG)
+        write_stage1_figures(tmp, fit, stage1.detectability, truth)  # last: the tables and the log come first
     return metrics
 
 
@@ -168,6 +172,8 @@ def phase1_to_file(
     dataset = load_dataset(data)
     truth = load_truth(data)
     seed = cfg.sysid.phase1.seed if seed is None else seed
+    from sysid.phase1.trainer import train_phase1
+
     if from_truth:
         result = _from_truth(dataset, _require_truth(truth, data, "--from-truth"), cfg, log_k_noise, seed)
     else:
@@ -206,6 +212,9 @@ def _load_pair(data: Path, model: Path, cfg: Config) -> tuple[Dataset, FrozenMod
 
 
 def _from_truth(dataset: Dataset, truth: Truth, cfg: Config, log_k_noise: float, seed: int) -> Phase1Result:
+    from sysid.phase1.from_truth import model_from_truth
+    from sysid.phase1.trainer import Phase1Result
+
     start = time.perf_counter()
     model = model_from_truth(dataset.network, truth.log_k, cfg.graph_model, log_k_noise=log_k_noise,
                              seed=seed, concentrations=dataset.concentrations)

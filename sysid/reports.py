@@ -10,21 +10,26 @@ import csv
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sysid.curves import node_curves
-from sysid.evaluation import plots
 from sysid.evaluation.metrics import model_metrics, rate_constants_r2
 from sysid.io.checkpoint import save_checkpoint
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.phase1.trainer import Phase1Result
 from sysid.stage1.detectability import Z_GUIDE, Detectability
 from sysid.stage1.residuals import FrozenEvaluation, Residuals
 from sysid.stage1.result import HomeostasisFit
-from sysid.stage2.refine import RefineResult
 from sysid.truth import Truth
+
+if TYPE_CHECKING:
+    from sysid.phase1.trainer import Phase1Result
+    from sysid.stage2.refine import RefineResult
+
+# The figures (matplotlib, through sysid.evaluation.plots) are imported by the writers that draw them, on
+# first use: a command that draws none does not pay for matplotlib.
 
 N_TRACES = 4
 ANALYSIS_LOG = "analysis.log"
@@ -47,6 +52,8 @@ def write_residuals(out: Path, data: Dataset, frozen: FrozenEvaluation, res: Res
         window_delta=res.delta, window_reaction=res.integrated_reaction, window_residual=res.windowed,
         window_valid=res.valid, delta_t=data.delta_t,
     )
+    from sysid.evaluation import plots
+
     h = true_homeostasis(data, truth) if truth is not None else None
     time = np.arange(len(data.concentrations)) * data.delta_t
     picks = list(np.linspace(0, data.n_metabolites - 1, min(N_TRACES, data.n_metabolites)).astype(int))
@@ -54,6 +61,7 @@ def write_residuals(out: Path, data: Dataset, frozen: FrozenEvaluation, res: Res
 
 
 def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
+    """fits.csv and groups.json (the figures: :func:`write_stage1_figures`)."""
     columns = {
         "metabolite": np.arange(len(fit.slope)), "slope": fit.slope, "slope_se": fit.slope_se,
         "offset": fit.offset, "offset_se": fit.offset_se, "group": fit.groups,
@@ -79,8 +87,18 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
         ],
     }
     (out / "groups.json").write_text(json.dumps(groups, indent=1))
+
+
+def write_stage1_figures(out: Path, fit: HomeostasisFit, report: Detectability, truth: Truth | None) -> None:
+    """stage1_fits.png, stage1_groups.png and detectability.png."""
+    from sysid.evaluation import plots
+
+    g_slope, g_offset = fit.group_means()
     plots.stage1_scatter(fit.slope, fit.offset, fit.slope_se, fit.offset_se, fit.groups, out / "stage1_fits.png", truth)
     plots.group_lines(g_slope, g_offset, out / "stage1_groups.png", truth)
+    raw = fit.slope if fit.raw_slope is None else fit.raw_slope
+    relative = None if report.crb_slope is None else report.crb_slope / np.maximum(np.abs(raw), 1e-300)
+    plots.detectability(report.z_score, report.identified, Z_GUIDE, out / "detectability.png", relative)
 
 
 def _group_form(fit: HomeostasisFit, g: int) -> dict:
@@ -101,7 +119,7 @@ def _cell(value) -> str:
 
 
 def write_detectability(out: Path, report: Detectability, fit: HomeostasisFit) -> None:
-    """detectability.csv (one row per metabolite) and detectability.png."""
+    """detectability.csv, one row per metabolite (the figure: :func:`write_stage1_figures`)."""
     columns = {
         "metabolite": np.arange(len(report.z_score)), "z_score": report.z_score, "identified": report.identified,
         "group": fit.groups, "crb_slope": report.crb_slope, "crb_offset": report.crb_offset,
@@ -114,9 +132,6 @@ def write_detectability(out: Path, report: Detectability, fit: HomeostasisFit) -
             pairs = [f"{j}:{c:.3f}" for j, c in zip(report.collinear_reactions[i], report.collinear_cosine[i],
                                                     strict=True) if j >= 0]
             w.writerow([*(_cell(v[i]) for v in table.values()), " ".join(pairs)])
-    raw = fit.slope if fit.raw_slope is None else fit.raw_slope
-    relative = None if report.crb_slope is None else report.crb_slope / np.maximum(np.abs(raw), 1e-300)
-    plots.detectability(report.z_score, report.identified, Z_GUIDE, out / "detectability.png", relative)
 
 
 # --- analysis.log ----------------------------------------------------------------------------
@@ -148,6 +163,8 @@ def _fmt(v: float) -> str:
 
 def write_model_report(model: MetabolismModel, data: Dataset, truth: Truth, out: Path, eps: float) -> dict[str, float]:
     """analysis.log and the figures of a model against the truth; returns the metrics."""
+    from sysid.evaluation import plots
+
     metrics = model_metrics(model, truth, data.concentrations[0], eps)
     write_analysis_log(metrics, out / ANALYSIS_LOG)
     plots.rate_constants(model.corrected_log_k(), truth.log_k, rate_constants_r2(model, truth.log_k),
@@ -164,6 +181,8 @@ def write_model_report(model: MetabolismModel, data: Dataset, truth: Truth, out:
 def write_refine_outputs(result: RefineResult, fit: HomeostasisFit, out: Path, metrics: dict, truth: Truth | None,
                          data_concentrations: np.ndarray | None = None) -> None:
     """Checkpoints (MetabolismGraph layout), refine_summary.json and figures, into an existing folder."""
+    from sysid.evaluation import plots
+
     save_checkpoint(result.model, out / REFINED_CHECKPOINT)
     save_checkpoint(result.init_model, out / INIT_CHECKPOINT)
     (out / REFINE_SUMMARY).write_text(json.dumps(_refine_summary(result, metrics), indent=1))
@@ -202,6 +221,8 @@ def _refine_summary(result: RefineResult, metrics: dict) -> dict:
 
 def write_phase1(result: Phase1Result, summary: dict, paths: tuple[Path, Path, Path]) -> None:
     """The checkpoint, its JSON summary and its loss plot, at the three given paths."""
+    from sysid.evaluation import plots
+
     ckpt, summary_path, plot_path = paths
     save_checkpoint(result.model, ckpt)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import DBSCAN
-from sklearn.metrics import silhouette_score
 
 from sysid.curves import SWEEP, line_fits, node_curves
 from sysid.model import MetabolismModel
 from sysid.stage1.result import HomeostasisFit
-from sysid.stage2.refine import RefineResult
 from sysid.truth import SpeciesTruth, Truth
+
+if TYPE_CHECKING:
+    from sysid.stage2.refine import RefineResult
 
 DBSCAN_MIN_SAMPLES = 5
 
@@ -55,6 +57,9 @@ def node_metrics(model: MetabolismModel, truth: Truth) -> dict[str, float]:
 
 def embedding_metrics(a: np.ndarray, truth: Truth, eps: float = 0.1) -> dict[str, float]:
     """DBSCAN on raw embeddings; noise forms one extra cluster; Hungarian accuracy."""
+    from sklearn.cluster import DBSCAN  # here: the stage-1 metrics of `sysid fit` do not need sklearn.cluster
+    from sklearn.metrics import silhouette_score
+
     labels = DBSCAN(eps=eps, min_samples=DBSCAN_MIN_SAMPLES).fit_predict(np.asarray(a, np.float64))
     out = {
         "embedding_cluster_acc": hungarian_accuracy(labels, truth.types),

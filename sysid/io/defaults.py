@@ -11,7 +11,6 @@ from pathlib import Path
 from sysid.config import Config, load_config
 from sysid.io.atomic import atomic_dir
 from sysid.io.dataset import write_dataset
-from sysid.simulation import simulate
 
 REFERENCE_CHECKPOINT = "reference_phase1.pt"
 
@@ -31,6 +30,8 @@ def default_dataset_dir(cfg: Config | None = None) -> Path:
                       cfg.training.measurement_noise_kind], sort_keys=True, default=str)
     folder = cache_root() / f"default-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if not (folder / "truth.json").is_file():
+        from sysid.simulation import simulate  # here: once the dataset is cached, no simulator is needed
+
         folder.parent.mkdir(parents=True, exist_ok=True)
         with atomic_dir(folder, force=True) as tmp:
             write_dataset(simulate(cfg.simulation, cfg.training.measurement_noise_level,

@@ -66,21 +66,27 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     e = network.edges
     logc = np.log(conc + LOG_EPS)
     ref_c, ref_agg = (logc, None) if reference is None else (np.log(reference[0] + LOG_EPS), reference[1])
-    blocks, names = [], []
+    substrate_hats, names = [], []
     for s in np.unique(e.sto_sub):
         edges = np.nonzero(e.sto_sub == s)[0]
         incidence = np.zeros((conc.shape[1], network.n_reactions))
         np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
         hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, ref_c.shape), ref_c)  # (T, N, K)
-        blocks.append(np.einsum("tnk,nj->tjk", hats, incidence, optimize=True))
+        substrate_hats.append((hats, incidence))
         names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
     has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
     log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
     ref_agg = log_agg if ref_agg is None else np.log(np.maximum(np.abs(ref_agg), 1e-12))
-    hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, ref_agg.shape), ref_agg)
-    blocks.append(hats * has_sub[None, :, None])
-    names += [f"log_agg hat {k}" for k in range(1, hats.shape[-1] + 1)]
-    return ShapeFeatures(np.concatenate(blocks, axis=-1), names)
+    agg_hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, ref_agg.shape), ref_agg)
+    names += [f"log_agg hat {k}" for k in range(1, agg_hats.shape[-1] + 1)]
+    # each block written into its columns of the (frames, reactions, features) array: no concatenated copy
+    values = np.empty((conc.shape[0], network.n_reactions, len(names)))
+    k = 0
+    for hats, incidence in substrate_hats:
+        values[..., k : k + hats.shape[-1]] = np.einsum("tnk,nj->tjk", hats, incidence, optimize=True)
+        k += hats.shape[-1]
+    np.multiply(agg_hats, has_sub[None, :, None], out=values[..., k:])
+    return ShapeFeatures(values, names)
 
 
 SHAPE_FEATURE_BYTES = 2 * 2**30  # per-frame shape features above this size are left out (genome-scale networks)
@@ -150,6 +156,33 @@ def _reaction_block(S: np.ndarray, per_window: np.ndarray, row_of: np.ndarray, n
     return sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, S.shape[1]))
 
 
+def window_runs(starts: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """(first, end) index ranges of windows that follow each other back to back (start + window = next start)."""
+    breaks = np.flatnonzero(np.diff(starts) != window) + 1
+    bounds = [0, *breaks.tolist(), len(starts)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+
+
+def window_products(rates: np.ndarray, values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """sum over frames t0..t0+W-1 of each window of rates[t, j] * values[t, j, f]: (n_windows, n_rxn, n_features).
+
+    The einsum of the gathered frames (no (frames, rxns, features) temporary), on views where windows follow
+    each other back to back: their frames are one contiguous range, reshaped, with the gathered copy's layout,
+    so the sums are the same numbers without copying the features."""
+    out = np.empty((len(starts), *values.shape[1:]))
+    for lo, hi in window_runs(starts, window):
+        first, n = int(starts[lo]), hi - lo
+        contiguous = rates.flags.c_contiguous and values.flags.c_contiguous
+        if not contiguous or first < 0 or first + n * window > len(rates):  # gathered (indexing raises as before)
+            frames = window_frames(starts[lo:hi], window)
+            rates_w, values_w = rates[frames], values[frames]
+        else:
+            rates_w = rates[first : first + n * window].reshape(n, window, *rates.shape[1:])
+            values_w = values[first : first + n * window].reshape(n, window, *values.shape[1:])
+        out[lo:hi] = np.einsum("wtj,wtjf->wjf", rates_w, values_w)
+    return out
+
+
 def build_design(
     target: np.ndarray,
     conc: np.ndarray,
@@ -177,10 +210,8 @@ def build_design(
     c_win = dt * window_sum(conc, starts, window, ramp, trapezoid)  # (n_win, n_met)
     n_win = len(starts)
     f_win = np.zeros((n_win, n_rxn, n_feat))
-    frames = window_frames(starts, window)
     for a in range(ramp):  # windows shifted by a frames
-        rates_w, feats_w = rates[frames + a], features.values[frames + a]
-        f_win += (dt / ramp) * np.einsum("wtj,wtjf->wjf", rates_w, feats_w)  # no (frames, rxns, features) temporary
+        f_win += (dt / ramp) * window_products(rates, features.values, starts + a, window)
         if trapezoid:
             end, begin = starts + a + window, starts + a
             f_win += (0.5 * dt / ramp) * (rates[end][..., None] * features.values[end]

@@ -17,14 +17,13 @@ Forms are compared by BIC, counting shape parameters as parameters.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pysindy as ps
 from scipy.optimize import minimize
 
 from sysid.config import STAGE1_FORMS
+from sysid.stage1.quadratic import polynomial_library
 from sysid.stage1.residuals import window_sum
 
 POLYNOMIAL_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
@@ -38,18 +37,20 @@ def features(form: str, shape: tuple[float, ...], centre: float, c: np.ndarray) 
     """Per-frame features of a form at concentrations c: array (*c.shape, n_coefficients)."""
     c = np.asarray(c, np.float64)
     if form in POLYNOMIAL_DEGREE:
-        library = ps.PolynomialLibrary(degree=POLYNOMIAL_DEGREE[form], include_bias=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = library.fit_transform((c - centre).reshape(-1, 1))
-        return np.asarray(out).reshape(*c.shape, -1)
+        return polynomial_library(c - centre, POLYNOMIAL_DEGREE[form])
+    if form in N_SHAPE:
+        free = [np.ones_like(c)] if form == "saturating" else [np.ones_like(c), c]
+        return np.stack([*free, shaped_feature(form, shape, c)], axis=-1)
+    raise ValueError(f"unknown form {form!r}; candidates are {CANDIDATES}")
+
+
+def shaped_feature(form: str, shape: tuple[float, ...], c: np.ndarray) -> np.ndarray:
+    """The one feature of a shaped form that depends on its shape (its last column); the others are 1 and c."""
     if form == "saturating":
         k, c0 = shape
-        return np.stack([np.ones_like(c), k * np.tanh((c - c0) / k)], axis=-1)
-    if form == "rational":
-        k, n = shape
-        return np.stack([np.ones_like(c), c, 1.0 / (1.0 + (np.maximum(c, 0.0) / k) ** n)], axis=-1)
-    raise ValueError(f"unknown form {form!r}; candidates are {CANDIDATES}")
+        return k * np.tanh((c - c0) / k)
+    k, n = shape  # rational
+    return 1.0 / (1.0 + (np.maximum(c, 0.0) / k) ** n)
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,31 @@ class PooledRows:
     dt: float
 
     def design(self, form: str, shape: tuple[float, ...], centre: float) -> np.ndarray:
-        """Windowed features of the rows: (n_rows, n_coefficients)."""
-        per_frame = features(form, shape, centre, self.conc)  # (T, m, p)
+        """Windowed features of the rows: (n_rows, n_coefficients).
+
+        A shaped form's search asks for hundreds of shapes: its columns that do not depend on the shape are
+        windowed once (cached) and only the shaped column per call. Each column's window sums are the same
+        numbers either way (a window sum adds each column's frames in the same order; with one member the
+        single column would be summed in another order, so that case windows all columns as one array)."""
+        if form not in N_SHAPE or self.conc.shape[1] < 2:
+            return self._windowed(features(form, shape, centre, self.conc))
+        shaped = self._windowed(shaped_feature(form, shape, np.asarray(self.conc, np.float64))[..., None])
+        return np.concatenate([self._free_columns(form, centre), shaped], axis=1)
+
+    def _windowed(self, per_frame: np.ndarray) -> np.ndarray:
+        """(T, m, p) per-frame features -> (n_rows, p): dt * their window sums on each row's member and window."""
         t, m, p = per_frame.shape
         windowed = self.dt * window_sum(per_frame.reshape(t, m * p), self.starts, self.window, self.ramp,
                                         self.trapezoid).reshape(-1, m, p)
         return windowed[self.win, self.member]
+
+    def _free_columns(self, form: str, centre: float) -> np.ndarray:
+        """The windowed columns of a shaped form that do not depend on its shape (1, and c for rational)."""
+        cache = self.__dict__.setdefault("_free", {})  # a frozen dataclass: the cache bypasses __setattr__
+        if form not in cache:
+            reference = (1.0, 0.0) if form == "saturating" else (1.0, 1.0)  # any shape: these columns ignore it
+            cache[form] = np.ascontiguousarray(self._windowed(features(form, reference, centre, self.conc))[:, :-1])
+        return cache[form]
 
     def solve(self, X: np.ndarray) -> tuple[np.ndarray, float]:
         """Weighted least squares with normalised columns: (coefficients, weighted RSS)."""

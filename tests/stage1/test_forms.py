@@ -74,3 +74,22 @@ def test_polynomial_features_come_from_pysindy_in_centred_units():
     c = np.array([[1.0, 2.0], [3.0, 5.0]])
     f = features("cubic", (), 2.0, c)
     np.testing.assert_allclose(f[1, 1], [1.0, 3.0, 9.0, 27.0])
+
+
+@pytest.mark.parametrize("form, shape", [("saturating", (3.0, 8.0)), ("rational", (6.0, 2.5))])
+@pytest.mark.parametrize("ramp, trapezoid", [(1, False), (3, True)])
+def test_a_shaped_design_equals_the_window_sums_of_all_its_features(form, shape, ramp, trapezoid):
+    """The shape-free columns are windowed once and cached; the design must be the same numbers, bit for bit."""
+    base = _rows(lambda c: -0.002 * (c - 5.0))
+    rows = PooledRows(base.conc, base.y, base.member, base.win, base.w, base.starts, WINDOW, ramp, trapezoid, DT)
+    per_frame = features(form, shape, 5.0, rows.conc)
+    t, m, p = per_frame.shape
+    windowed = DT * window_sum(per_frame.reshape(t, m * p), rows.starts, WINDOW, ramp, trapezoid).reshape(-1, m, p)
+    expected = windowed[rows.win, rows.member]
+    for _ in range(2):  # the second call reads the cache
+        assert np.array_equal(rows.design(form, shape, 5.0), expected)
+    # one member: its columns are windowed together, as the single shaped column alone would add in another order
+    one = PooledRows(rows.conc[:, :1], rows.y, np.zeros_like(rows.member), rows.win, rows.w, rows.starts, WINDOW,
+                     ramp, trapezoid, DT)
+    alone = DT * window_sum(features(form, shape, 5.0, one.conc).reshape(t, p), rows.starts, WINDOW, ramp, trapezoid)
+    assert np.array_equal(one.design(form, shape, 5.0), alone[rows.win])
