@@ -17,13 +17,14 @@ Forms are compared by BIC, counting shape parameters as parameters.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pysindy as ps
 from scipy.optimize import minimize
 
 from sysid.config import STAGE1_FORMS
-from sysid.stage1.quadratic import polynomial_library
 from sysid.stage1.residuals import window_sum
 
 POLYNOMIAL_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
@@ -37,7 +38,11 @@ def features(form: str, shape: tuple[float, ...], centre: float, c: np.ndarray) 
     """Per-frame features of a form at concentrations c: array (*c.shape, n_coefficients)."""
     c = np.asarray(c, np.float64)
     if form in POLYNOMIAL_DEGREE:
-        return polynomial_library(c - centre, POLYNOMIAL_DEGREE[form])
+        library = ps.PolynomialLibrary(degree=POLYNOMIAL_DEGREE[form], include_bias=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = library.fit_transform((c - centre).reshape(-1, 1))
+        return np.asarray(out).reshape(*c.shape, -1)
     if form in N_SHAPE:
         free = [np.ones_like(c)] if form == "saturating" else [np.ones_like(c), c]
         return np.stack([*free, shaped_feature(form, shape, c)], axis=-1)
