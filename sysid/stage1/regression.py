@@ -17,8 +17,8 @@ import dataclasses
 import logging
 
 import numpy as np
-import statsmodels.api as sm
 from scipy import linalg, sparse
+from statsmodels.regression.linear_model import OLS
 
 from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
@@ -194,7 +194,7 @@ class HomeostasisRegression:
                 continue
             theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp, self.trapezoid)
             theta = theta[design.rows_win[rows]]
-            fit = sm.OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
+            fit = OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
             self.slope_[i], self.offset_[i] = fit.params
             self.slope_se_[i], self.offset_se_[i] = fit.bse
             self.cov_[i] = np.asarray(fit.cov_params())
