@@ -44,7 +44,7 @@ DETAIL = (
     ("sysid.stage1.regression", "HomeostasisRegression._set_per_metabolite",
      "regression: per-metabolite HAC OLS (statsmodels) and c^2 check"),
     ("sysid.stage1.regression", "collinear_reactions", "regression: collinear corrections (identifiability.py)"),
-    ("sysid.stage1.regression", "slope_inflation", "regression: slope variance inflation (block_solve.py)"),
+    ("sysid.stage1.regression", "pair_inflation", "regression: slope and offset variance inflation (block_solve.py)"),
     ("sysid.stage1.fit", "find_groups", "grouping: groups (grouping.py)"),
     ("sysid.stage1.fit", "fit_group_forms", "grouping: curve forms per group (forms.py, nonlinear.py)"),
 )
