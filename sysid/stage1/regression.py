@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
 MAX_LOG_CORRECTION = 5.0
 STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
-RMS_TOLERANCE = 0.01  # Gauss-Newton stops once a step lowers the weighted rms by less than this share
 
 
 def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray | None = None) -> np.ndarray:
@@ -152,11 +151,8 @@ class HomeostasisRegression:
                     break
             else:
                 break
-            converged = t_rms > (1.0 - RMS_TOLERANCE) * rms
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
-            if converged:  # the corrections have settled: another linearisation would not move the fit
-                break
         self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
         self.inflation_ = pair_inflation(design, weights[design.rows_met], self.ridge)
         root = np.sqrt(np.where(np.isfinite(self.inflation_), self.inflation_, 1.0))
