@@ -148,11 +148,11 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
     else:
         phi = dispersion(points, reg.joint_cov_, grouping.labels, identified)
     cov = calibrated(reg.joint_cov_, phi)
-    if np.any(phi > 1):  # once more with the calibrated errors: they weigh assignment and pooling
+    if np.any(phi > 1):  # the same groups, pooled with the calibrated errors
         log.info("stage 1: standard errors widened by %.3g (slope) and %.3g (offset) to the spread within groups",
                  *phi)
-        grouping = group(points, cov, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
-                         trusted=identified)
+        grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size,
+                         seed=seed, trusted=identified, pool_scale=phi)
     report = detectability(reg.slope_, np.sqrt(cov[:, 0, 0]), identified, reg.design_matrix_, reg.slope_cols_,
                            reg.reaction_cols_)
     labels, curves, bics = grouping.labels, None, None

@@ -59,11 +59,13 @@ def _reliable(cov: np.ndarray) -> np.ndarray:
 
 def find_groups(
     points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0,
-    trusted: np.ndarray | None = None,
+    trusted: np.ndarray | None = None, pool_scale: np.ndarray | None = None,
 ) -> Grouping:
     """Group metabolites given points (n, d) (slope, offset) and covariances (n, d, d).
 
     Only ``trusted`` metabolites (default all) shape the groups; the others are assigned and pooled.
+    ``pool_scale`` (d,) multiplies each coordinate's standard errors in the pooling only (calibrated errors,
+    :mod:`sysid.stage1.calibration`); the groups are found with ``cov`` as given.
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
@@ -89,6 +91,8 @@ def find_groups(
     labels = np.where(finite, labels, np.argmax(gm.weights_))
     labels = _merge_inseparable(z, labels, finite_shape)
     means, covs = _group_moments(z, z_cov, labels, finite_shape)
+    if pool_scale is not None:
+        z_cov = z_cov * pool_scale[None, :, None] * pool_scale[None, None, :]
     pooled = _pool(z, z_cov, labels, means, covs, finite) * spread + centre
     return _ordered(labels, pooled, means * spread + centre)
 
@@ -96,7 +100,8 @@ def find_groups(
 def find_slope_groups(points: np.ndarray, cov: np.ndarray, **kwargs) -> Grouping:
     """Groups by slope alone (set points differ per metabolite); each offset moves with its pooled slope
     along its own error covariance (the offset's regression on the slope), so the set point stays its own."""
-    one = find_groups(points[:, :1], cov[:, :1, :1], **kwargs)
+    scale = kwargs.pop("pool_scale", None)
+    one = find_groups(points[:, :1], cov[:, :1, :1], pool_scale=None if scale is None else scale[:1], **kwargs)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta = np.where(cov[:, 0, 0] > 0, cov[:, 0, 1] / cov[:, 0, 0], 0.0)
     offset = points[:, 1] + np.nan_to_num(beta) * (one.pooled[:, 0] - points[:, 0])

@@ -62,3 +62,14 @@ def test_group_estimate_down_weights_an_outlier_and_has_an_honest_error():
     assert abs(mean[0] + 1.0) < 3 * 0.1 / np.sqrt(n - 1)
     # the t weights also trim members a standard error or two away: a little above the plain mean's error
     assert 0.1 / np.sqrt(n - 1) <= mean_se[0] < 1.15 * 0.1 / np.sqrt(n - 1)
+
+
+def test_calibrated_pooling_keeps_the_groups():
+    """Widened errors change the pooling, never the groups (a curved regulation's lines spread its members far
+    beyond their errors: widening them by that spread would dissolve the groups)."""
+    points, cov, labels, _ = _two_groups(11, true_factor=1.0)
+    plain = find_groups(points, cov, seed=0)
+    widened = find_groups(points, cov, seed=0, pool_scale=np.array([10.0, 30.0]))
+    np.testing.assert_array_equal(plain.labels, widened.labels)
+    moved = np.abs(widened.pooled - points).mean(axis=0)
+    assert np.all(moved > np.abs(plain.pooled - points).mean(axis=0))  # pooled harder to the group centres
