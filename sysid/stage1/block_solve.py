@@ -114,12 +114,6 @@ def solve_eliminating_pairs(design, row_weights: np.ndarray, ridge: float) -> np
     return coef
 
 
-def slope_inflation(design, row_weights: np.ndarray, ridge: float) -> np.ndarray:
-    """(n_met,) variance inflation of each slope: its variance in the joint fit over its variance given its own
-    offset alone (1: the frozen-model corrections take nothing from it; inf: no data)."""
-    return pair_inflation(design, row_weights, ridge)[:, 0]
-
-
 def pair_inflation(design, row_weights: np.ndarray, ridge: float) -> np.ndarray:
     """(n_met, 2) variance inflation of each slope and offset by the joint estimation of the frozen-model
     corrections: the diagonal of the metabolite's block of the joint inverse over that of its own 2 x 2 block

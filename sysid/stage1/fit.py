@@ -15,7 +15,7 @@ from sysid.frozen import FrozenModel, species_set_points, transient_frames, uses
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.bound import cramer_rao_bound
-from sysid.stage1.calibration import calibrated, dispersion
+from sysid.stage1.calibration import calibrated
 from sysid.stage1.design import affordable_knots
 from sysid.stage1.detectability import Detectability, detectability
 from sysid.stage1.grouping import find_groups, find_slope_groups
@@ -142,17 +142,11 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
-                     trusted=identified)
-    if species_set_points(model):  # offsets differ by species in truth: the slopes' spread sets both factors
-        phi = np.repeat(dispersion(points[:, :1], reg.joint_cov_[:, :1, :1], grouping.labels, identified), 2)
-    else:
-        phi = dispersion(points, reg.joint_cov_, grouping.labels, identified)
-    cov = calibrated(reg.joint_cov_, phi)
-    if np.any(phi > 1):  # the same groups, pooled with the calibrated errors
+                     trusted=identified, calibrate=True)
+    cov = calibrated(reg.joint_cov_, grouping.error_scale)
+    if np.any(grouping.error_scale > 1):
         log.info("stage 1: standard errors widened by %.3g (slope) and %.3g (offset) to the spread within groups",
-                 *phi)
-        grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size,
-                         seed=seed, trusted=identified, pool_scale=phi)
+                 *grouping.error_scale)
     report = detectability(reg.slope_, np.sqrt(cov[:, 0, 0]), identified, reg.design_matrix_, reg.slope_cols_,
                            reg.reaction_cols_)
     labels, curves, bics = grouping.labels, None, None

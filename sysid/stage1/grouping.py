@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from sysid.stage1.calibration import calibrated, dispersion
 from sysid.stage1.residuals import MAD_TO_SD
 
 N_INIT = 3
@@ -31,6 +32,7 @@ class Grouping:
     labels: np.ndarray  # (n,) int 0..k-1
     pooled: np.ndarray  # (n, 2) slope and offset pooled within the group
     means: np.ndarray  # (k, 2)
+    error_scale: np.ndarray  # (d,) factor by which the pooling widened each coordinate's standard errors (>= 1)
 
 
 def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -59,13 +61,15 @@ def _reliable(cov: np.ndarray) -> np.ndarray:
 
 def find_groups(
     points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0,
-    trusted: np.ndarray | None = None, pool_scale: np.ndarray | None = None,
+    trusted: np.ndarray | None = None, calibrate: bool = False,
 ) -> Grouping:
     """Group metabolites given points (n, d) (slope, offset) and covariances (n, d, d).
 
     Only ``trusted`` metabolites (default all) shape the groups; the others are assigned and pooled.
-    ``pool_scale`` (d,) multiplies each coordinate's standard errors in the pooling only (calibrated errors,
-    :mod:`sysid.stage1.calibration`); the groups are found with ``cov`` as given.
+    With ``calibrate``, the standard errors are widened to the spread of the trusted members around their
+    groups (:mod:`sysid.stage1.calibration`) for the pooling only: the groups are found with ``cov`` as given
+    (a curved regulation spreads its members' lines far beyond their errors; errors widened by that spread
+    would dissolve its groups).
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
@@ -91,23 +95,24 @@ def find_groups(
     labels = np.where(finite, labels, np.argmax(gm.weights_))
     labels = _merge_inseparable(z, labels, finite_shape)
     means, covs = _group_moments(z, z_cov, labels, finite_shape)
-    if pool_scale is not None:
-        z_cov = z_cov * pool_scale[None, :, None] * pool_scale[None, None, :]
-    pooled = _pool(z, z_cov, labels, means, covs, finite) * spread + centre
-    return _ordered(labels, pooled, means * spread + centre)
+    phi = np.ones(points.shape[1])
+    if calibrate:
+        phi = dispersion(points, cov, labels, np.ones(n, bool) if trusted is None else np.asarray(trusted, bool))
+    pooled = _pool(z, calibrated(z_cov, phi), labels, means, covs, finite) * spread + centre
+    return _ordered(labels, pooled, means * spread + centre, phi)
 
 
 def find_slope_groups(points: np.ndarray, cov: np.ndarray, **kwargs) -> Grouping:
     """Groups by slope alone (set points differ per metabolite); each offset moves with its pooled slope
     along its own error covariance (the offset's regression on the slope), so the set point stays its own."""
-    scale = kwargs.pop("pool_scale", None)
-    one = find_groups(points[:, :1], cov[:, :1, :1], pool_scale=None if scale is None else scale[:1], **kwargs)
+    one = find_groups(points[:, :1], cov[:, :1, :1], **kwargs)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta = np.where(cov[:, 0, 0] > 0, cov[:, 0, 1] / cov[:, 0, 0], 0.0)
     offset = points[:, 1] + np.nan_to_num(beta) * (one.pooled[:, 0] - points[:, 0])
     pooled = np.column_stack([one.pooled[:, 0], offset])
     means = np.column_stack([one.means[:, 0], [np.median(offset[one.labels == g]) for g in range(len(one.means))]])
-    return Grouping(one.labels, pooled, means)
+    # offsets differ by species in truth: the slopes' calibration factor serves both
+    return Grouping(one.labels, pooled, means, np.repeat(one.error_scale, 2))
 
 
 def _robust_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,10 +212,10 @@ def _pool(z, z_cov, labels, means, covs, finite) -> np.ndarray:
     return pooled
 
 
-def _ordered(labels: np.ndarray, pooled: np.ndarray, means: np.ndarray) -> Grouping:
+def _ordered(labels: np.ndarray, pooled: np.ndarray, means: np.ndarray, error_scale: np.ndarray) -> Grouping:
     """Number the used groups 0..k-1 by decreasing slope (strongest regulation last)."""
     used = np.unique(labels)
     order = used[np.argsort(-means[used, 0])]
     mapping = np.zeros(len(means), np.int64)
     mapping[order] = np.arange(len(order))
-    return Grouping(mapping[labels], pooled, means[order])
+    return Grouping(mapping[labels], pooled, means[order], error_scale)

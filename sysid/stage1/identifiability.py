@@ -17,7 +17,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 COLLINEAR_TOLERANCE = 1e-6  # relative residual of v_j regressed on [c_i, 1]
 # A species is also not identified when its slope's standard error in the joint fit (its own error inflated by the
-# corrections of its reactions, stage1.block_solve.slope_inflation) exceeds 1/MIN_Z of the median |slope|.
+# corrections of its reactions, stage1.block_solve.pair_inflation) exceeds 1/MIN_Z of the median |slope|.
 MIN_Z = 2.0
 
 

@@ -170,8 +170,8 @@ class HomeostasisRegression:
         return self
 
     def raw_slope_se_joint(self) -> np.ndarray:
-        """Slope standard errors with the uncertainty of the frozen-model corrections: slope_se_ * sqrt(inflation)."""
-        return self.slope_se_ * np.sqrt(self.inflation_[:, 0])
+        """Slope standard errors with the uncertainty of the frozen-model corrections (from ``joint_cov_``)."""
+        return np.sqrt(self.joint_cov_[:, 0, 0])
 
     def _set_per_metabolite(self, design: Design, coef: np.ndarray, conc: np.ndarray, starts: np.ndarray,
                             dt: float) -> None:

@@ -67,9 +67,10 @@ def test_group_estimate_down_weights_an_outlier_and_has_an_honest_error():
 def test_calibrated_pooling_keeps_the_groups():
     """Widened errors change the pooling, never the groups (a curved regulation's lines spread its members far
     beyond their errors: widening them by that spread would dissolve the groups)."""
-    points, cov, labels, _ = _two_groups(11, true_factor=1.0)
+    points, cov, labels, _ = _two_groups(11, true_factor=10.0)
     plain = find_groups(points, cov, seed=0)
-    widened = find_groups(points, cov, seed=0, pool_scale=np.array([10.0, 30.0]))
+    widened = find_groups(points, cov, seed=0, calibrate=True)
+    assert np.all(widened.error_scale > 5) and np.all(plain.error_scale == 1)
     np.testing.assert_array_equal(plain.labels, widened.labels)
     moved = np.abs(widened.pooled - points).mean(axis=0)
     assert np.all(moved > np.abs(plain.pooled - points).mean(axis=0))  # pooled harder to the group centres
