@@ -8,13 +8,17 @@
    stage-1 slope 10% too steep with standard errors claiming 1%; the slope ratio of MLP_node after the
    refine with the conserved-identity correction (gauss_newton_steps 3) and without it (0).
 
-Writes benchmarks/results/nonlinear.txt.
+3. With --variants: other seeds (networks), parameters and a 3-type regime (VARIANTS below), each with a
+   frozen model from the truth with 10% log_k noise.
 
-    PYTHONPATH=. python benchmarks/nonlinear_targets.py
+Writes benchmarks/results/nonlinear.txt (nonlinear_variants.txt with --variants).
+
+    PYTHONPATH=. python benchmarks/nonlinear_targets.py [--variants]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -26,7 +30,7 @@ from sysid.curves import SWEEP, line_fits, node_curves
 from sysid.io.dataset import load_dataset, write_dataset
 from sysid.io.defaults import reference_checkpoint
 from sysid.phase1.from_truth import model_from_truth
-from sysid.pipeline import fit_to_folder, simulate_to_folder
+from sysid.pipeline import fit_to_folder, phase1_to_file, simulate_to_folder
 from sysid.reports import read_analysis_log
 from sysid.simulation import simulate
 from sysid.stage1.result import HomeostasisFit
@@ -35,21 +39,53 @@ from sysid.stage2.refine import refine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def regime(name: str, work: Path) -> list[str]:
-    cfg = load_config(ROOT / "examples" / "nonlinear" / f"{name}.yaml")
-    data, out = work / f"data_{name}", work / f"fit_{name}"
+# Variants the example configs do not show: other seeds (so other networks), parameters, set points, and a
+# third type; the frozen model is made from the truth with 10% log_k noise (seed 1).
+VARIANTS = {
+    "saturating seed 7": dict(homeostasis_form="saturating", seed=7, homeostatic_lambda_per_type=[0.002, 0.001],
+                              homeostatic_baseline_per_type=[5.0, 3.0], homeostatic_scale_per_type=[1.5, 4.0]),
+    "saturating seed 11": dict(homeostasis_form="saturating", seed=11, homeostatic_lambda_per_type=[0.0015, 0.003],
+                               homeostatic_baseline_per_type=[3.0, 7.0], homeostatic_scale_per_type=[3.0, 1.0]),
+    "saturating 3 types, seed 13": dict(homeostasis_form="saturating", seed=13, n_metabolite_types=3,
+                                        homeostatic_lambda_per_type=[0.001, 0.002, 0.003],
+                                        homeostatic_baseline_per_type=[4.0, 6.0, 3.0],
+                                        homeostatic_scale_per_type=[2.0, 3.0, 1.5]),
+    "hill seed 7": dict(homeostasis_form="hill", seed=7, homeostatic_vmax_per_type=[0.01, 0.006],
+                        homeostatic_scale_per_type=[5.0, 3.0], homeostatic_hill_per_type=[1.5, 4.0],
+                        homeostatic_decay_per_type=[0.0015, 0.001]),
+    "hill seed 11": dict(homeostasis_form="hill", seed=11, homeostatic_vmax_per_type=[0.012, 0.012],
+                         homeostatic_scale_per_type=[3.0, 8.0], homeostatic_hill_per_type=[2.0, 2.5],
+                         homeostatic_decay_per_type=[0.001, 0.0008]),
+}
+
+
+def regime(name: str, cfg: Config, model: Path | None, work: Path) -> list[str]:
+    """``fit --refine`` on one regime (``model`` None: a frozen model from the truth with 10% log_k noise)."""
+    tag = name.replace(" ", "_").replace(",", "")
+    data, out = work / f"data_{tag}", work / f"fit_{tag}"
     simulate_to_folder(cfg, data)
-    fit_to_folder(data, reference_checkpoint(), out, cfg, refine_stage=True)
+    if model is None:
+        model = work / f"frozen_{tag}.pt"
+        phase1_to_file(data, model, cfg, from_truth=True, log_k_noise=0.1, seed=1)
+    fit_to_folder(data, model, out, cfg, refine_stage=True)
     log = read_analysis_log(out / "analysis.log")
     summary = json.loads((out / "refine_summary.json").read_text())
     groups = json.loads((out / "groups.json").read_text())["groups"]
     lines = [f"{name}: forms {[g['form'] for g in groups]}, group accuracy {log['stage1_group_acc']:.2f}, "
              f"kept {summary['kept']} (step {summary['best_step']})"]
-    for t in range(2):
+    for t in range(cfg.simulation.n_metabolite_types):
         m = {k: summary["metrics"][k][f"node_curve_err_{t}"] for k in ("stage1_init", "refined")}
         lines.append(f"  type {t}: stage1_curve_err {log[f'stage1_curve_err_{t}']:.4f}  node_curve_err: "
                      f"init {m['stage1_init']:.4f}, refined {m['refined']:.4f}, kept {log[f'node_curve_err_{t}']:.4f}")
     return lines
+
+
+def example(name: str, work: Path) -> list[str]:
+    return regime(name, load_config(ROOT / "examples" / "nonlinear" / f"{name}.yaml"), reference_checkpoint(), work)
+
+
+def variant(name: str, work: Path) -> list[str]:
+    return regime(name, Config().replace("simulation", **VARIANTS[name]), None, work)
 
 
 def planted_bias(work: Path) -> list[str]:
@@ -75,14 +111,20 @@ def planted_bias(work: Path) -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", action="store_true", help="the variants instead (nonlinear_variants.txt)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        lines = regime("hill", work) + regime("saturating", work)
-        (work / "bias").mkdir()
-        lines += planted_bias(work / "bias")
+        if args.variants:
+            lines, name = [line for v in VARIANTS for line in variant(v, work)], "nonlinear_variants.txt"
+        else:
+            lines, name = example("hill", work) + example("saturating", work), "nonlinear.txt"
+            (work / "bias").mkdir()
+            lines += planted_bias(work / "bias")
     text = "\n".join(lines) + "\n"
     print(text, end="")
-    (ROOT / "benchmarks" / "results" / "nonlinear.txt").write_text(text)
+    (ROOT / "benchmarks" / "results" / name).write_text(text)
 
 
 if __name__ == "__main__":

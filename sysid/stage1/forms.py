@@ -58,6 +58,36 @@ def shaped_feature(form: str, shape: tuple[float, ...], c: np.ndarray) -> np.nda
     return 1.0 / (1.0 + (np.maximum(c, 0.0) / k) ** n)
 
 
+def shape_to_free(form: str, shape: tuple[float, ...]) -> np.ndarray:
+    """A shape in unconstrained coordinates: K (and n) on a log scale, c0 as it is."""
+    if form == "saturating":
+        return np.array([np.log(shape[0]), shape[1]])
+    return np.log(np.asarray(shape, np.float64))
+
+
+def free_to_shape(form: str, x: np.ndarray) -> tuple[float, ...]:
+    """Inverse of :func:`shape_to_free`."""
+    if form == "saturating":
+        return float(np.exp(x[0])), float(x[1])
+    return tuple(float(v) for v in np.exp(x))
+
+
+def shaped_feature_grad(form: str, shape: tuple[float, ...], c: np.ndarray) -> np.ndarray:
+    """Derivative of :func:`shaped_feature` with respect to the free coordinates of the shape: (*c.shape, 2)."""
+    c = np.asarray(c, np.float64)
+    if form == "saturating":
+        k, c0 = shape
+        u = (c - c0) / k
+        sech2 = 1.0 / np.cosh(np.clip(u, -350.0, 350.0)) ** 2
+        return np.stack([k * (np.tanh(u) - u * sech2), -sech2], axis=-1)  # d/dlog K, d/dc0
+    k, n = shape  # rational: q = (c / K)^n, feature 1 / (1 + q)
+    ratio = np.maximum(c, 0.0) / k
+    q = ratio**n
+    dq = n * q / (1.0 + q) ** 2
+    log_ratio = np.log(np.where(ratio > 0, ratio, 1.0))
+    return np.stack([dq, -dq * log_ratio], axis=-1)  # d/dlog K, d/dlog n
+
+
 @dataclass(frozen=True)
 class GroupCurve:
     """A fitted curve h_g(c) of one group: form, coefficients, shape, and the pooled observed range."""
@@ -183,13 +213,9 @@ def fit_form(rows: PooledRows, form: str) -> GroupCurve:
 
     grid = _shape_grid(form, bounds)
     start = min(grid, key=rss_of)
-    # K (and n) on a log scale, c0 as it is
-    to_x = (lambda s: np.array([np.log(s[0]), s[1]])) if form == "saturating" else (lambda s: np.log(s))
-    to_shape = (lambda x: (float(np.exp(x[0])), float(x[1]))) if form == "saturating" else \
-        (lambda x: tuple(float(v) for v in np.exp(x)))
-    res = minimize(lambda x: rss_of(to_shape(x)), to_x(np.array(start)), method="Nelder-Mead",
+    res = minimize(lambda x: rss_of(free_to_shape(form, x)), shape_to_free(form, start), method="Nelder-Mead",
                    options={"xatol": 1e-4, "fatol": 1e-12, "maxiter": 300})
-    shape = to_shape(res.x) if res.fun <= rss_of(start) else tuple(float(v) for v in start)
+    shape = free_to_shape(form, res.x) if res.fun <= rss_of(start) else tuple(float(v) for v in start)
     coef, rss = rows.solve(rows.design(form, shape, centre))
     return GroupCurve(form, tuple(coef), shape, centre, lo, hi, _bic(rss, n, len(coef) + N_SHAPE[form]), rss)
 

@@ -36,56 +36,98 @@ import numpy as np
 import torch
 
 from sysid.model import MetabolismModel
-from sysid.stage1.forms import GroupCurve, features
+from sysid.stage1.forms import N_SHAPE, GroupCurve, features, free_to_shape, shape_to_free, shaped_feature_grad
 from sysid.stage1.result import HomeostasisFit
 
 log = logging.getLogger(__name__)
 STEP_SIZES = (1.0, 0.5, 0.25)  # the problem is linear: the full step is exact unless the prior fights the rows
 CURVE_PRIOR_SD = 1.0  # relative prior sd of a nonlinear form's coefficients (stage 1 gives no errors for them)
+SHAPE_PRIOR_SD = 1.0  # prior sd of a shape's log K and log n, and of c0 in units of the group's range
 
 
 @dataclass(frozen=True)
 class GroupBasis:
-    """Per group: the features F_g (a line, or a stage-1 curve with its shape fixed) and the coefficients."""
+    """Per group: the features F_g (a line, or a stage-1 curve) and its free parameters.
+
+    A group's parameters are its coefficients ``beta`` followed, for a shaped form (saturating, rational),
+    by its shape in free coordinates ``theta`` (log K, c0 or log n): the shape is corrected with the
+    coefficients, since a shape that stage 1 got slightly wrong is otherwise paid for by every coefficient
+    the conservation laws see, other groups' included."""
 
     curves: tuple[GroupCurve | None, ...]  # None: the line slope * c + offset
     beta: tuple[np.ndarray, ...]
-    prior_sd: tuple[np.ndarray, ...]
+    theta: tuple[np.ndarray, ...]  # empty for lines and polynomials
+    prior_sd: tuple[np.ndarray, ...]  # of (beta, theta) per group
+
+    def shape(self, g: int) -> tuple[float, ...]:
+        curve = self.curves[g]
+        return () if curve is None or len(self.theta[g]) == 0 else free_to_shape(curve.form, self.theta[g])
 
     def feats(self, g: int, c: np.ndarray) -> np.ndarray:
         curve = self.curves[g]
         if curve is None:
             return np.stack([c, np.ones_like(c)], axis=-1)
-        return features(curve.form, curve.shape, curve.centre, c)
+        return features(curve.form, self.shape(g), curve.centre, c)
+
+    def shape_jac(self, g: int, c: np.ndarray) -> np.ndarray:
+        """d h_g / d theta_g at c: (*c.shape, len(theta_g)) (the shaped feature is the last column)."""
+        curve = self.curves[g]
+        if curve is None or len(self.theta[g]) == 0:
+            return np.zeros((*c.shape, 0))
+        return self.beta[g][-1] * shaped_feature_grad(curve.form, self.shape(g), c)
+
+    def params(self) -> np.ndarray:
+        return np.concatenate([np.concatenate([b, t]) for b, t in zip(self.beta, self.theta, strict=True)])
+
+    def with_params(self, x: np.ndarray) -> GroupBasis:
+        beta, theta, at = [], [], 0
+        for b, t in zip(self.beta, self.theta, strict=True):
+            beta.append(x[at:at + len(b)])
+            theta.append(x[at + len(b):at + len(b) + len(t)])
+            at += len(b) + len(t)
+        return replace(self, beta=tuple(beta), theta=tuple(theta))
 
     @classmethod
     def from_fit(cls, fit: HomeostasisFit) -> GroupBasis:
         slopes, offsets = fit.group_means()
         curves: list[GroupCurve | None] = []
-        beta, sd = [], []
+        beta, theta, sd = [], [], []
         for g in range(fit.n_groups):
             m = fit.groups == g
             if fit.is_curved(g):
-                coef = np.asarray(fit.curve(g).coef)
-                curves.append(fit.curve(g))
+                curve = fit.curve(g)
+                coef = np.asarray(curve.coef)
+                free = shape_to_free(curve.form, curve.shape) if curve.form in N_SHAPE else np.zeros(0)
+                curves.append(curve)
                 beta.append(coef)
-                sd.append(CURVE_PRIOR_SD * np.maximum(np.abs(coef), 1e-12))
+                theta.append(free)
+                sd.append(np.concatenate([CURVE_PRIOR_SD * np.maximum(np.abs(coef), 1e-12),
+                                          _shape_prior_sd(curve)[:len(free)]]))
             else:
                 curves.append(None)
                 beta.append(np.array([slopes[g], offsets[g]]))
+                theta.append(np.zeros(0))
                 sd.append(np.array([_pooled_se(fit.slope_se[m]), _pooled_se(fit.offset_se[m])]))
-        return cls(tuple(curves), tuple(beta), tuple(sd))
+        return cls(tuple(curves), tuple(beta), tuple(theta), tuple(sd))
 
     def to_fit(self, fit: HomeostasisFit) -> HomeostasisFit:
-        """``fit`` with these coefficients: lines as every member's slope and offset, curves replaced."""
+        """``fit`` with these parameters: lines as every member's slope and offset, curves replaced."""
         slope, offset = fit.slope.copy(), fit.offset.copy()
         curves: list[GroupCurve] = list(fit.curves or ())
         for g, (curve, beta) in enumerate(zip(self.curves, self.beta, strict=True)):
             if curve is None:
                 slope[fit.groups == g], offset[fit.groups == g] = beta
             else:
-                curves[g] = replace(curve, coef=tuple(float(b) for b in beta))
+                curves[g] = replace(curve, coef=tuple(float(b) for b in beta),
+                                    shape=self.shape(g) if len(self.theta[g]) else curve.shape)
         return replace(fit, slope=slope, offset=offset, curves=tuple(curves) if fit.curves is not None else None)
+
+
+def _shape_prior_sd(curve: GroupCurve) -> np.ndarray:
+    """Prior sd of a shape's free coordinates: a factor e on K and n, the group's range on c0."""
+    if curve.form == "saturating":
+        return np.array([SHAPE_PRIOR_SD, SHAPE_PRIOR_SD * max(curve.hi - curve.lo, 1e-9)])
+    return np.array([SHAPE_PRIOR_SD, SHAPE_PRIOR_SD])
 
 
 def _pooled_se(se: np.ndarray) -> float:
@@ -101,24 +143,27 @@ def _h(basis: GroupBasis, groups: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out
 
 
-def _conserved_rows(basis, groups, conc, starts, horizon, dt, projection):
-    """Residual of the conserved-space identity over each window, and its Jacobian in the coefficients.
+def _conserved_rows(basis: GroupBasis, groups, conc, starts, horizon, dt, projection):
+    """Residual of the conserved-space identity over each window, and its Jacobian in the parameters.
 
     r_k = L c(t0 + k) - L c(t0) - dt sum_{j<k} L h(c(t0 + j)) at the observed states; windows in which a
-    concentration touches 0 (where the clamp breaks the identity) are left out.
+    concentration touches 0 (where the clamp breaks the identity) are left out. The columns are each
+    group's coefficients, then its shape's free coordinates (``GroupBasis.params`` order).
     """
     frames = starts[:, None] + np.arange(horizon + 1)
     observed = conc[frames]  # (B, H+1, n)
     keep = ~np.any(observed == 0, axis=(1, 2))
     observed = observed[keep]
     drift = (observed[:, 1:] - observed[:, :1]) @ projection  # (B, H, r)
+    predicted = np.zeros_like(drift)
     blocks = []
     for g in range(len(basis.beta)):
         m = groups == g
-        f = basis.feats(g, observed[:, :-1][..., m])  # (B, H, n_g, p)
-        blocks.append(dt * np.cumsum(np.einsum("bhnp,nr->bhrp", f, projection[m]), axis=1))
+        c = observed[:, :-1][..., m]
+        f = dt * np.cumsum(np.einsum("bhnp,nr->bhrp", basis.feats(g, c), projection[m]), axis=1)
+        predicted += f @ basis.beta[g]
+        blocks += [f, dt * np.cumsum(np.einsum("bhnp,nr->bhrp", basis.shape_jac(g, c), projection[m]), axis=1)]
     jac = np.concatenate(blocks, axis=-1)
-    predicted = jac @ np.concatenate(basis.beta)
     return (predicted - drift).reshape(-1), jac.reshape(-1, jac.shape[-1])
 
 
@@ -136,32 +181,27 @@ def correct_group_curves(fit: HomeostasisFit, concentrations: np.ndarray,
     """Stage 1's group curves after ``n_steps`` prior-weighted Gauss-Newton steps; the rollout losses."""
     basis = GroupBasis.from_fit(fit)
     conc = np.asarray(concentrations, np.float64)
-    sizes = [len(b) for b in basis.beta]
-    beta0, sd = np.concatenate(basis.beta), np.concatenate(basis.prior_sd)
-    precision = 1.0 / np.maximum(sd, 1e-300) ** 2
-
-    def split(beta):
-        return replace(basis, beta=tuple(np.split(beta, np.cumsum(sizes)[:-1])))
-
-    beta = beta0.copy()
+    x0 = basis.params()
+    precision = 1.0 / np.maximum(np.concatenate(basis.prior_sd), 1e-300) ** 2
+    x = x0.copy()
     residual, jac = _conserved_rows(basis, fit.groups, conc, starts, horizon, delta_t, projection)
     history = [float(np.mean(residual**2))]
     for _ in range(n_steps):
         w = 1.0 / (_noise_floor(residual, jac) * horizon)  # rows of one rollout are cumulative: ~1 per window
         gram = w * jac.T @ jac + np.diag(precision)
-        delta = np.linalg.solve(gram, -(w * jac.T @ residual) - precision * (beta - beta0))
+        delta = np.linalg.solve(gram, -(w * jac.T @ residual) - precision * (x - x0))
         for size in STEP_SIZES:
-            trial_res, trial_jac = _conserved_rows(split(beta + size * delta), fit.groups, conc, starts, horizon,
-                                                   delta_t, projection)
+            trial_res, trial_jac = _conserved_rows(basis.with_params(x + size * delta), fit.groups, conc, starts,
+                                                   horizon, delta_t, projection)
             if np.mean(trial_res**2) < history[-1]:
-                beta, residual, jac = beta + size * delta, trial_res, trial_jac
+                x, residual, jac = x + size * delta, trial_res, trial_jac
                 history.append(float(np.mean(residual**2)))
                 break
         else:
             break
     log.info("refine: stage 1's group curves corrected by the conserved identity, residual %s",
              " -> ".join(f"{v:.4g}" for v in history))
-    return split(beta).to_fit(fit), history
+    return basis.with_params(x).to_fit(fit), history
 
 
 @torch.no_grad()

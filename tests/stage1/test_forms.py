@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from sysid.simulation.homeostasis import HomeostasisLaw
-from sysid.stage1.forms import PooledRows, choose_form, features
+from sysid.stage1.forms import (
+    PooledRows,
+    choose_form,
+    features,
+    free_to_shape,
+    shape_to_free,
+    shaped_feature,
+    shaped_feature_grad,
+)
 from sysid.stage1.residuals import window_sum
 
 DT, WINDOW = 0.1, 10
@@ -93,3 +101,18 @@ def test_a_shaped_design_equals_the_window_sums_of_all_its_features(form, shape,
                      ramp, trapezoid, DT)
     alone = DT * window_sum(features(form, shape, 5.0, one.conc).reshape(t, p), rows.starts, WINDOW, ramp, trapezoid)
     assert np.array_equal(one.design(form, shape, 5.0), alone[rows.win])
+
+
+@pytest.mark.parametrize("form, shape", [("saturating", (2.5, 6.0)), ("rational", (6.0, 3.0))])
+def test_shape_gradient_matches_central_differences_in_free_coordinates(form, shape):
+    c = np.array([0.0, 0.3, 2.0, 5.9, 6.0, 8.0, 30.0])
+    x = shape_to_free(form, shape)
+    np.testing.assert_allclose(free_to_shape(form, x), shape)
+    got = shaped_feature_grad(form, shape, c)
+    eps = 1e-6
+    for k in range(2):
+        step = np.zeros(2)
+        step[k] = eps
+        fd = (shaped_feature(form, free_to_shape(form, x + step), c)
+              - shaped_feature(form, free_to_shape(form, x - step), c)) / (2 * eps)
+        np.testing.assert_allclose(got[:, k], fd, rtol=1e-6, atol=1e-9)

@@ -8,15 +8,16 @@ import torch
 
 from sysid.config import Config, RefineConfig
 from sysid.curves import SWEEP, line_fits, node_curves
+from sysid.evaluation.curve_metrics import curve_errors
 from sysid.io.dataset import load_dataset, write_dataset
 from sysid.model import MetabolismModel
 from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1.forms import GroupCurve
 from sysid.stage1.result import HomeostasisFit
-from sysid.stage2.gauss_newton import GroupBasis
+from sysid.stage2.gauss_newton import GroupBasis, correct_group_curves
 from sysid.stage2.init import initialise_from_fit
-from sysid.stage2.refine import refine
+from sysid.stage2.refine import loss_projection, refine, split_windows
 
 
 def _config(gauss_newton_steps: int) -> Config:
@@ -86,3 +87,30 @@ def test_curved_groups_are_distilled_into_mlp_node(tiny):
     got = node_curves(model, c)
     want = fit.curve_values(c[:, None].repeat(n, 1)).T
     assert np.max(np.abs(got - want)) < 0.02 * np.abs(want).max()
+
+
+def test_conserved_identity_corrects_the_shape_of_a_curve(tmp_path):
+    """Stage 1's saturating curves with K 20% off, the set point 0.5 off and 10% off in level: the correction
+    frees the shape too, so both types' curves come back (the truth is in the family)."""
+    cfg = Config().replace("simulation", n_metabolites=30, n_reactions=60, n_frames=1200, homeostasis_form="saturating",
+                           homeostatic_scale_per_type=(2.0, 3.0))
+    sim = simulate(cfg.simulation)
+    write_dataset(sim, tmp_path)
+    data, truth = load_dataset(tmp_path), sim.truth
+    lam, cb, k = truth.law.params["lambda"], truth.law.params["baseline"], truth.law.params["scale"]
+    curves = tuple(GroupCurve("saturating", (0.0, -1.1 * lam[t]), (1.2 * k[t], cb[t] + 0.5), 0.0, 0.5, 20.0, 0.0, 0.0)
+                   for t in range(2))
+    n = data.n_metabolites
+    fit = HomeostasisFit(np.full(n, -1e-3), np.full(n, 4e-3), np.full(n, 1e-5), np.full(n, 1e-5),
+                         truth.types.copy(), curves=curves, form_bics=({}, {}))
+    windows = split_windows(data.n_frames, 16, 0.2, 8)
+    projection = loss_projection(data.network, "auto")
+    corrected, history = correct_group_curves(fit, data.concentrations, windows.train, 16, data.delta_t,
+                                              projection, 6)
+    before = curve_errors("s", fit.curve_values, truth, data.concentrations)
+    after = curve_errors("s", corrected.curve_values, truth, data.concentrations)
+    assert min(before.values()) > 0.1, before
+    assert max(after.values()) < 0.01, after
+    assert history[-1] < 1e-3 * history[0]
+    for t in range(2):
+        np.testing.assert_allclose(corrected.curve(t).shape, (k[t], cb[t]), rtol=0.02)
