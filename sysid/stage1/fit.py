@@ -154,11 +154,13 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
         # one curve per group assumes the members share their law; with per-species set points they do not
         candidates = ("linear",) if species_set_points(model) else cfg.forms
         forms = fit_group_forms(reg, data.concentrations, grouping.labels, data.delta_t, candidates,
-                                cfg.form_threshold)
+                                cfg.form_threshold, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size,
+                                seed=seed)
         if forms.nonlinear:  # once more, with the frozen-model corrections estimated next to the curves
             second = refit(forms.per_frame(data.concentrations))
             forms = fit_group_forms(second, data.concentrations, forms.labels, data.delta_t, candidates,
-                                    cfg.form_threshold, start=grouping.labels)
+                                    cfg.form_threshold, start=grouping.labels, max_groups=cfg.max_groups,
+                                    min_group_size=cfg.min_group_size, seed=seed)
         if forms.reassigned:
             log.info("stage 1: %d metabolites regrouped by their groups' curves", forms.reassigned)
         labels, curves, bics = forms.labels, forms.curves, forms.bics
