@@ -20,7 +20,7 @@ from sysid.stage1.design import affordable_knots
 from sysid.stage1.detectability import Detectability, detectability
 from sysid.stage1.grouping import find_groups, find_slope_groups
 from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species
-from sysid.stage1.misfit import MisfitReport, frozen_misfit
+from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.nonlinear import fit_group_forms
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import FrozenEvaluation, estimate_noise, evaluate_frozen, integral_form, max_window
@@ -80,10 +80,18 @@ def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: 
     reg = ShootingRegression(substeps=substeps(data, cfg), n_iterations=cfg.n_iterations, ridge=cfg.ridge).fit(
         data, model)
     frozen = evaluate_frozen(model, data.concentrations, data.times)
-    n = data.n_metabolites  # the misfit test needs the windowed residuals: not made here
-    misfit = MisfitReport(np.zeros(n), np.zeros(n, bool), float("nan"), False)
-    identified = ~imprecise(reg.slope_se_, reg.slope_)  # its standard errors are already the joint ones
+    misfit = shooting_misfit(reg, cfg.misfit_threshold)
+    _warn_misfit(misfit, np.zeros(data.n_metabolites, bool), cfg.misfit_threshold)
+    # its standard errors are already the joint ones
+    identified = ~imprecise(reg.slope_se_, reg.slope_) & ~misfit.flagged & (not misfit.misfit)
     return _group(reg, identified, frozen, reg.span, cfg, seed, model, misfit, data)  # lines only
+
+
+def _warn_misfit(misfit: MisfitReport, skip: np.ndarray, threshold: float) -> None:
+    for i in np.nonzero(misfit.flagged & ~skip)[0]:
+        log.warning("metabolite %d: the fit leaves a smooth residual of %.3g of the frozen model's term (above %.3g):"
+                    " the model's error there is not a per-reaction factor; its fit is not reported as known",
+                    i, misfit.smooth[i], threshold)
 
 
 def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int) -> Stage1Result:
@@ -119,10 +127,7 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
         log.warning("metabolite %d: homeostasis not identifiable (a reaction it takes part in is a constant feed or "
                     "first-order sink whose error is collinear with [c, 1]); its fit is not reported as known", i)
     misfit = frozen_misfit(reg, cfg.misfit_threshold, ~collinear)
-    for i in np.nonzero(misfit.flagged & ~collinear)[0]:
-        log.warning("metabolite %d: the fit leaves a smooth residual of %.3g of the frozen model's term (above %.3g):"
-                    " the model's error there is not a per-reaction factor; its fit is not reported as known",
-                    i, misfit.smooth[i], cfg.misfit_threshold)
+    _warn_misfit(misfit, collinear, cfg.misfit_threshold)
     imprecise_slope = ~collinear & imprecise(reg.raw_slope_se_joint(), reg.slope_)
     if imprecise_slope.any():
         log.warning("%d metabolites: homeostasis not identifiable (with the corrections of their reactions, the "

@@ -48,7 +48,7 @@ def smooth_residual(residual: np.ndarray, starts: np.ndarray, window: int, refer
     order = np.argsort(starts)
     e, s = residual[order], starts[order]
     gamma0, scale = float(np.mean(e**2)) if len(e) else 0.0, float(np.std(reference))
-    if gamma0 <= 0 or scale <= 0:
+    if gamma0 <= 0:
         return 0.0
     best = 0.0
     for lag in range(MIN_LAG, MAX_LAG + 1):
@@ -60,7 +60,9 @@ def smooth_residual(residual: np.ndarray, starts: np.ndarray, window: int, refer
         gamma = abs(float(np.mean(e[ok] * e[later[ok]])))
         if gamma / gamma0 * np.sqrt(ok.sum()) > MISFIT_Z:
             best = max(best, gamma)
-    return float(np.sqrt(best) / scale)
+    if best == 0.0:
+        return 0.0
+    return float(np.sqrt(best) / scale) if scale > 0 else np.inf  # a smooth residual where the model explains nothing
 
 
 def frozen_misfit(reg, threshold: float, considered: np.ndarray | None = None) -> MisfitReport:
@@ -78,7 +80,25 @@ def frozen_misfit(reg, threshold: float, considered: np.ndarray | None = None) -
         wins = reg.rows_win_[rows]
         smooth[i] = smooth_residual(reg.law_residual_[rows], res.starts[wins], res.window,
                                     res.integrated_reaction[wins, i])
-    considered = np.ones(n, bool) if considered is None else considered
+    return _report(smooth, threshold, considered)
+
+
+def shooting_misfit(reg, threshold: float, considered: np.ndarray | None = None) -> MisfitReport:
+    """The misfit report of a fitted :class:`~sysid.stage1.shooting.ShootingRegression` (sparse records): the
+    same statistic on each recorded interval's residual, relative to the sd of the observed change over the
+    intervals (the frozen model's term there is most of it, and it stays a scale when the model explains
+    nothing)."""
+    n = reg.interval_residual_.shape[1]
+    smooth = np.zeros(n)
+    for i in range(n):
+        used = np.isfinite(reg.interval_residual_[:, i])
+        smooth[i] = smooth_residual(reg.interval_residual_[used, i], reg.interval_starts_[used], reg.span,
+                                    reg.interval_change_[used, i])
+    return _report(smooth, threshold, considered)
+
+
+def _report(smooth: np.ndarray, threshold: float, considered: np.ndarray | None) -> MisfitReport:
+    considered = np.ones(len(smooth), bool) if considered is None else considered
     statistic = float(np.median(smooth[considered])) if considered.any() else 0.0
     report = MisfitReport(smooth, smooth > threshold, statistic, bool(statistic > threshold))
     if report.misfit:

@@ -121,6 +121,9 @@ class ShootingRegression:
             A, b, rms = self._normal(X, target - end, valid, weights)
             log.info("stage 1 shooting iteration %d: weighted rms residual %.3g", it + 1, rms)
         self._finish(theta, X, target - end, valid, n_met)
+        # for the misfit test: each interval's residual (NaN where not used) and observed change
+        self.interval_starts_, self.interval_change_ = starts, target - c0
+        self.interval_residual_ = np.where(valid, target - end, np.nan)
         return self
 
     def _shoot(self, c0: np.ndarray, theta: np.ndarray, sensitivities: bool = True):

@@ -42,3 +42,10 @@ def test_pairs_never_straddle_experiments_or_gaps():
     starts = np.concatenate([k * 10_000 + W * np.arange(2) for k in range(N // 2)])
     e = np.ones(len(starts))
     assert smooth_residual(e, starts, W, np.arange(len(starts), dtype=float)) == 0.0
+
+
+def test_a_smooth_residual_where_the_model_explains_nothing_is_an_infinite_misfit():
+    k = np.arange(N)
+    drift = 0.3 * np.sin(2 * np.pi * k / 200.0)
+    assert smooth_residual(drift, W * k, W, np.zeros(N)) == np.inf
+    assert smooth_residual(np.zeros(N), W * k, W, np.zeros(N)) == 0.0

@@ -81,3 +81,18 @@ def test_fit_reads_a_sparse_record_from_its_folder(sparse_case, tmp_path):
     metrics = fit_to_folder(tmp_path / "data", tmp_path / "model.pt", tmp_path / "fit", cfg)
     assert metrics["stage1_group_acc"] == 1.0 and abs(metrics["stage1_avg_slope_ratio"] - 1) < 0.02
     assert (tmp_path / "fit" / "detectability.csv").is_file()
+
+
+def test_the_misfit_test_runs_on_sparse_records(sparse_case):
+    """A smooth error that no correction can absorb (a slow oscillation of every concentration that neither the
+    frozen model nor its corrections make, as for a learned model of the wrong form) is a misfit on the shooting
+    path too, and leaves no metabolite identified; the correct-form model is not."""
+    cfg, sim, data, model = sparse_case
+    good = fit_stage1(data, model, cfg.sysid.stage1)
+    assert not good.misfit.misfit and good.misfit.statistic < cfg.sysid.stage1.misfit_threshold
+    t = np.arange(len(data.concentrations))[:, None]
+    drift = 0.5 * np.sin(2 * np.pi * t / 40.0 + np.arange(data.n_metabolites))
+    moved = Dataset(data.concentrations + drift.astype(np.float32), data.dcdt, data.positions, data.network,
+                    data.delta_t, euler_steps=False, steps_per_frame=5)
+    bad = fit_stage1(moved, model, cfg.sysid.stage1)
+    assert bad.misfit.misfit and not bad.fit.identified.any()
