@@ -279,10 +279,16 @@ def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120.0, sig: 
     return proc.returncode, err
 
 
+def _default_sigint() -> None:
+    """A job a shell starts in the background inherits SIGINT ignored, and Python then keeps it ignored: the
+    command under test gets the default disposition whatever way the test suite itself was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen(*args) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "sysid_cli.main", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint)
 
 
 def _temp_dir_exists(parent: Path, name: str):
