@@ -126,13 +126,15 @@ def _split(reg, conc, members: np.ndarray, curve: GroupCurve, dt: float, min_siz
     if len(members) < 2 * min_size:
         return None
     points = np.column_stack([reg.slope_[members], reg.offset_[members]])
-    if not np.all(np.isfinite(points)):
+    finite = np.all(np.isfinite(points), axis=1)
+    if finite.sum() < 2 * min_size:
         return None
-    scale = np.std(points, axis=0)
-    points = (points - points.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    scale = np.std(points[finite], axis=0)
+    points = (points - points[finite].mean(axis=0)) / np.where(scale > 0, scale, 1.0)
     from sklearn.cluster import KMeans  # here: only curved regimes need it (sklearn.cluster loads slowly)
 
-    sub = KMeans(2, n_init=10, random_state=seed).fit_predict(points)
+    sub = np.zeros(len(members), int)  # members without a line start in part 0; their rows reassign them
+    sub[finite] = KMeans(2, n_init=10, random_state=seed).fit_predict(points[finite])
     rss = np.inf
     for _ in range(MAX_REASSIGNMENTS):
         if np.bincount(sub, minlength=2).min() < min_size:
