@@ -116,3 +116,17 @@ def test_shape_gradient_matches_central_differences_in_free_coordinates(form, sh
         fd = (shaped_feature(form, free_to_shape(form, x + step), c)
               - shaped_feature(form, free_to_shape(form, x - step), c)) / (2 * eps)
         np.testing.assert_allclose(got[:, k], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_a_member_subset_keeps_its_rows_and_the_shape_search_uses_it_only_when_there_are_more_members():
+    rows = _rows(lambda c: SAT.curve(0, c))
+    assert rows.subset(6) is rows
+    sub = rows.subset(3)
+    kept = np.unique(np.linspace(0, 5, 3).round().astype(int))
+    np.testing.assert_array_equal(sub.conc, rows.conc[:, kept])
+    for k, member in enumerate(kept):
+        np.testing.assert_array_equal(sub.y[sub.member == k], rows.y[rows.member == member])
+        np.testing.assert_array_equal(sub.win[sub.member == k], rows.win[rows.member == member])
+    shape = (2.5, 6.0)
+    np.testing.assert_allclose(sub.design("saturating", shape, 5.0),
+                               rows.design("saturating", shape, 5.0)[np.isin(rows.member, kept)])
