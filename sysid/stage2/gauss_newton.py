@@ -1,7 +1,7 @@
 """Correction of stage 1's group curves by the conserved-space identity of the rollouts.
 
-Each stage-1 group g has a curve h_g(c) = sum_k beta_gk F_gk(c): a line (F = c, 1)
-or its chosen nonlinear form with the shape held fixed. Along a conservation
+Each stage-1 group g has a curve h_g(c) = sum_k beta_gk F_gk(c; theta_g): a line
+(F = c, 1) or its chosen nonlinear form with shape theta_g. Along a conservation
 law L (L @ S = 0) the reactions cancel for any state, so an Euler rollout from
 an observed state c(t0) satisfies exactly (away from clamps)
 
@@ -15,8 +15,9 @@ rollout residual becomes linear in the coefficients beta: one weighted
 least-squares solve moves all of them at once, however badly scaled. A 10%
 slope error and the offset that compensates it along the data are told apart
 in one solve, where Adam on the rollout loss mostly moves the easy direction
-(the offsets). The solve is a Gauss-Newton step that is exact because the
-problem is linear; it is kept only if the residual goes down.
+(the offsets). For lines and polynomials the Gauss-Newton step is exact
+(the problem is linear); a curve's shape enters nonlinearly and takes a few
+steps. A step is kept only if the residual goes down (halved up to twice).
 
 With few conservation laws the rows see only some combinations of the
 coefficients (one law sees one weighted sum over all metabolites: the split of
@@ -40,7 +41,7 @@ from sysid.stage1.forms import N_SHAPE, GroupCurve, features, free_to_shape, sha
 from sysid.stage1.result import HomeostasisFit
 
 log = logging.getLogger(__name__)
-STEP_SIZES = (1.0, 0.5, 0.25)  # the problem is linear: the full step is exact unless the prior fights the rows
+STEP_SIZES = (1.0, 0.5, 0.25)  # linear in the coefficients: the full step is exact unless the prior or a shape fights
 CURVE_PRIOR_SD = 1.0  # relative prior sd of a nonlinear form's coefficients (stage 1 gives no errors for them)
 SHAPE_PRIOR_SD = 1.0  # prior sd of a shape's log K and log n, and of c0 in units of the group's range
 
