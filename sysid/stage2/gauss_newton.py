@@ -136,34 +136,34 @@ def _pooled_se(se: np.ndarray) -> float:
     return float(1.0 / np.sqrt(np.sum(1.0 / se**2))) if len(se) else np.inf
 
 
-def _h(basis: GroupBasis, groups: np.ndarray, c: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(c)
-    for g, beta in enumerate(basis.beta):
-        m = groups == g
-        out[..., m] = basis.feats(g, c[..., m]) @ beta
-    return out
+def _observed_windows(concentrations: np.ndarray, starts: np.ndarray, horizon: int, projection: np.ndarray):
+    """Observed states of each window (B, H+1, n), windows in which a concentration touches 0 left out (the
+    clamp breaks the identity there), and their drift along the conservation laws L c(t0 + k) - L c(t0)
+    (B, H, r)."""
+    frames = np.asarray(starts)[:, None] + np.arange(horizon + 1)
+    observed = np.asarray(concentrations, np.float64)[frames]
+    observed = observed[~np.any(observed == 0, axis=(1, 2))]
+    return observed, (observed[:, 1:] - observed[:, :1]) @ projection
 
 
-def _conserved_rows(basis: GroupBasis, groups, conc, starts, horizon, dt, projection):
+def _conserved_rows(basis: GroupBasis, groups, observed, drift, dt, projection):
     """Residual of the conserved-space identity over each window, and its Jacobian in the parameters.
 
-    r_k = L c(t0 + k) - L c(t0) - dt sum_{j<k} L h(c(t0 + j)) at the observed states; windows in which a
-    concentration touches 0 (where the clamp breaks the identity) are left out. The columns are each
-    group's coefficients, then its shape's free coordinates (``GroupBasis.params`` order).
+    r_k = L c(t0 + k) - L c(t0) - dt sum_{j<k} L h(c(t0 + j)) at the observed states of
+    :func:`_observed_windows`. The columns are each group's coefficients, then its shape's free coordinates
+    (``GroupBasis.params`` order).
     """
-    frames = starts[:, None] + np.arange(horizon + 1)
-    observed = conc[frames]  # (B, H+1, n)
-    keep = ~np.any(observed == 0, axis=(1, 2))
-    observed = observed[keep]
-    drift = (observed[:, 1:] - observed[:, :1]) @ projection  # (B, H, r)
+    def integrated(per_state: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return dt * np.cumsum(np.einsum("bhnp,nr->bhrp", per_state, projection[m]), axis=1)
+
     predicted = np.zeros_like(drift)
     blocks = []
     for g in range(len(basis.beta)):
         m = groups == g
         c = observed[:, :-1][..., m]
-        f = dt * np.cumsum(np.einsum("bhnp,nr->bhrp", basis.feats(g, c), projection[m]), axis=1)
+        f = integrated(basis.feats(g, c), m)
         predicted += f @ basis.beta[g]
-        blocks += [f, dt * np.cumsum(np.einsum("bhnp,nr->bhrp", basis.shape_jac(g, c), projection[m]), axis=1)]
+        blocks += [f, integrated(basis.shape_jac(g, c), m)]
     jac = np.concatenate(blocks, axis=-1)
     return (predicted - drift).reshape(-1), jac.reshape(-1, jac.shape[-1])
 
@@ -181,19 +181,19 @@ def correct_group_curves(fit: HomeostasisFit, concentrations: np.ndarray,
                          n_steps: int) -> tuple[HomeostasisFit, list[float]]:
     """Stage 1's group curves after ``n_steps`` prior-weighted Gauss-Newton steps; the rollout losses."""
     basis = GroupBasis.from_fit(fit)
-    conc = np.asarray(concentrations, np.float64)
+    observed, drift = _observed_windows(concentrations, starts, horizon, projection)  # the same for every step
     x0 = basis.params()
     precision = 1.0 / np.maximum(np.concatenate(basis.prior_sd), 1e-300) ** 2
     x = x0.copy()
-    residual, jac = _conserved_rows(basis, fit.groups, conc, starts, horizon, delta_t, projection)
+    residual, jac = _conserved_rows(basis, fit.groups, observed, drift, delta_t, projection)
     history = [float(np.mean(residual**2))]
     for _ in range(n_steps):
         w = 1.0 / (_noise_floor(residual, jac) * horizon)  # rows of one rollout are cumulative: ~1 per window
         gram = w * jac.T @ jac + np.diag(precision)
         delta = np.linalg.solve(gram, -(w * jac.T @ residual) - precision * (x - x0))
         for size in STEP_SIZES:
-            trial_res, trial_jac = _conserved_rows(basis.with_params(x + size * delta), fit.groups, conc, starts,
-                                                   horizon, delta_t, projection)
+            trial_res, trial_jac = _conserved_rows(basis.with_params(x + size * delta), fit.groups, observed, drift,
+                                                   delta_t, projection)
             if np.mean(trial_res**2) < history[-1]:
                 x, residual, jac = x + size * delta, trial_res, trial_jac
                 history.append(float(np.mean(residual**2)))
@@ -211,11 +211,7 @@ def conserved_identity_loss(model: MetabolismModel, concentrations: np.ndarray, 
     """Mean square of the conserved-space identity with MLP_node at the observed states (windows from
     ``starts``, those touching 0 left out): the rollout error along the conservation laws without the drift
     of the frozen model's states."""
-    conc = np.asarray(concentrations, np.float64)
-    frames = np.asarray(starts)[:, None] + np.arange(horizon + 1)
-    observed = conc[frames]
-    observed = observed[~np.any(observed == 0, axis=(1, 2))]
+    observed, drift = _observed_windows(concentrations, starts, horizon, projection)
     h = model.node(torch.as_tensor(observed[:, :-1], dtype=model.dtype, device=model.device)).cpu().double().numpy()
     predicted = delta_t * np.cumsum(h @ projection, axis=1)
-    drift = (observed[:, 1:] - observed[:, :1]) @ projection
     return float(np.mean((predicted - drift) ** 2))
