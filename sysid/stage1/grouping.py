@@ -54,9 +54,11 @@ def choose_mixture(z: np.ndarray, max_groups: int, seed: int) -> GaussianMixture
     return best
 
 
-def _reliable(cov: np.ndarray) -> np.ndarray:
-    size = np.sqrt(np.abs(np.linalg.det(cov)))
-    return size <= RELIABLE_FACTOR * np.median(size)
+def _reliable(cov: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Metabolites ``among`` whose error ellipse is at most RELIABLE_FACTOR times the median one's (in area)."""
+    size = np.full(len(cov), np.inf)
+    size[among] = np.sqrt(np.abs(np.linalg.det(cov[among])))
+    return among & (size <= RELIABLE_FACTOR * np.median(size[among]))
 
 
 def find_groups(
@@ -82,7 +84,7 @@ def find_groups(
     spread[spread == 0] = 1.0
     z = (points - centre) / spread
     z_cov = cov / np.outer(spread, spread)
-    fit_set = finite_shape & _reliable(np.where(finite_shape[:, None, None], cov, np.inf))
+    fit_set = _reliable(cov, finite_shape)
     if fit_set.sum() < 4:
         fit_set = finite_shape
     gm = choose_mixture(z[fit_set], max_groups, seed)

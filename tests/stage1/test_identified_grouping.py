@@ -41,3 +41,25 @@ def test_imprecise_compares_joint_errors_with_the_typical_slope():
     slope = np.array([-1e-3, -2e-3, -1e-3, -2e-3, np.nan])
     se = np.array([1e-6, 1e-6, 9e-4, 1e-6, 1e-6])
     np.testing.assert_array_equal(imprecise(se, slope), [False, False, True, False, True])
+
+
+def test_imprecise_trusted_points_do_not_create_a_group_when_others_are_flagged():
+    """The mixture is fitted to the trusted metabolites whose errors are typical; trusted ones with errors
+    far above the median are assigned afterwards, so a cluster of imprecise estimates creates no group of its
+    own. That must hold also when some metabolites are not trusted (their infinite errors once made every
+    metabolite count as imprecise, and the imprecise cluster became a third group)."""
+    points, cov, labels = _points(0)
+    rng = np.random.default_rng(5)
+    # eight trusted but imprecise metabolites (errors 100x the others') clustered away from both groups
+    cluster = np.array([-0.004, 0.03]) + rng.normal(0, [1e-4, 5e-4], size=(8, 2))
+    flagged = np.array([[np.nan, np.nan], [-0.0015, 0.008]])
+    all_points = np.vstack([points, cluster, flagged])
+    all_cov = np.concatenate([cov, np.tile(np.diag([1e-6, 1e-5]), (8, 1, 1)),
+                              np.tile(np.diag([np.inf, np.inf]), (2, 1, 1))])
+    trusted = np.r_[np.ones(48, bool), np.zeros(2, bool)]
+    with_flags = find_groups(all_points, all_cov, seed=0, trusted=trusted)
+    without = find_groups(all_points[:48], all_cov[:48], seed=0)
+    assert len(np.unique(without.labels)) == 2
+    np.testing.assert_array_equal(with_flags.labels[:48], without.labels)
+    np.testing.assert_allclose(with_flags.means, without.means)
+    assert np.array_equal(with_flags.labels[:40] == with_flags.labels[0], labels == 0)
