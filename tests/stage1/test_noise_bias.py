@@ -52,8 +52,8 @@ def test_debiased_rates_average_to_the_rates_at_the_true_state():
     the debiased ones are not (beyond Monte Carlo error)."""
     rng = np.random.default_rng(1)
     truth = np.array([5.0, 4.0, 6.0, 3.0])
-    sd = np.full(4, 0.4)
-    noisy = truth + rng.normal(0.0, 1.0, (60000, 4)) * sd
+    sd = np.full(4, 0.8)
+    noisy = truth + rng.normal(0.0, 1.0, (15000, 4)) * sd
     model = _model(noisy)
     exact = evaluate_frozen(model, truth[None]).rates[0]
     raw = evaluate_frozen(model, noisy)
