@@ -24,7 +24,14 @@ from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.noise_bias import debiased
 from sysid.stage1.nonlinear import fit_group_forms
 from sysid.stage1.regression import HomeostasisRegression
-from sysid.stage1.residuals import FrozenEvaluation, estimate_noise, evaluate_frozen, integral_form, max_window
+from sysid.stage1.residuals import (
+    FrozenEvaluation,
+    estimate_noise,
+    evaluate_frozen,
+    integral_form,
+    max_window,
+    measurable_noise,
+)
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
 
@@ -108,7 +115,8 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     if bad.any():
         raise SysidInputError(f"the frozen model gives non-finite rates for {bad.sum()} reactions (first: "
                               f"{int(np.argmax(bad))}) on these data: use a frozen model valid over the data's range")
-    if ramp > 1 and isinstance(model, MetabolismModel):  # noisy states: the rates' curvature bias comes out
+    if measurable_noise(data.concentrations, cfg) and isinstance(model, MetabolismModel):
+        # noisy states: the rates' curvature bias comes out (sysid/stage1/noise_bias.py)
         noise = estimate_noise(data.concentrations)
         log.info("stage 1: frozen rates corrected for their second-order bias at noise sd %.3g", noise)
         frozen = debiased(frozen, model, data.concentrations, np.full(data.n_metabolites, noise), data.network)

@@ -96,14 +96,24 @@ def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, i
     since endpoint noise enters the windowed residual as sqrt(2) sigma / (W dt). Ramp: ``cfg.ramp`` when
     the noise is measurable, else 1 (plain windows are exact for Euler data and cheaper).
     """
-    relative = estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
-    ramp = cfg.ramp if relative > NEGLIGIBLE_NOISE * cfg.reference_relative_noise else 1
+    relative = relative_noise(concentrations)
+    ramp = cfg.ramp if measurable_noise(concentrations, cfg) else 1
     window = cfg.window
     if window <= 0:
         chosen = int(np.ceil(cfg.min_window * relative / cfg.reference_relative_noise))
         longest = max_window(len(concentrations) - 1, ramp)
         window = int(min(max(chosen, cfg.min_window), cfg.max_window, max(longest, 1)))
     return window, ramp
+
+
+def relative_noise(concentrations: np.ndarray) -> float:
+    """Estimated measurement-noise sd relative to the median concentration."""
+    return estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
+
+
+def measurable_noise(concentrations: np.ndarray, cfg: Stage1Config) -> bool:
+    """Whether the record is noisy: relative noise above NEGLIGIBLE_NOISE times ``reference_relative_noise``."""
+    return relative_noise(concentrations) > NEGLIGIBLE_NOISE * cfg.reference_relative_noise
 
 
 def max_window(n_frames: int, ramp: int, n_windows: int = 3) -> int:
