@@ -31,6 +31,7 @@ from sysid.stage1.residuals import (
     integral_form,
     max_window,
     measurable_noise,
+    relative_noise,
 )
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
@@ -103,7 +104,8 @@ def _warn_misfit(misfit: MisfitReport, skip: np.ndarray, threshold: float) -> No
 
 
 def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int) -> Stage1Result:
-    window, ramp = integral_form(data.concentrations, cfg)
+    noise = estimate_noise(data.concentrations)
+    window, ramp = integral_form(data.concentrations, cfg, noise)
     if window > max_window(data.n_frames, ramp):
         raise SysidInputError(
             f"the dataset has {data.n_frames} steps, fewer than 3 windows of {window}: "
@@ -115,9 +117,8 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     if bad.any():
         raise SysidInputError(f"the frozen model gives non-finite rates for {bad.sum()} reactions (first: "
                               f"{int(np.argmax(bad))}) on these data: use a frozen model valid over the data's range")
-    if measurable_noise(data.concentrations, cfg) and isinstance(model, MetabolismModel):
+    if measurable_noise(relative_noise(data.concentrations, noise), cfg) and isinstance(model, MetabolismModel):
         # noisy states: the rates' curvature bias comes out (sysid/stage1/noise_bias.py)
-        noise = estimate_noise(data.concentrations)
         log.info("stage 1: frozen rates corrected for their second-order bias at noise sd %.3g", noise)
         frozen = debiased(frozen, model, data.concentrations, np.full(data.n_metabolites, noise), data.network)
     shape = uses_shape_corrections(model)

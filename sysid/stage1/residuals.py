@@ -89,15 +89,16 @@ def estimate_noise(concentrations: np.ndarray) -> float:
     return float(MAD_TO_SD * np.median(np.abs(rough)) / np.sqrt(1.0 - centre_weight))
 
 
-def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, int]:
+def integral_form(concentrations: np.ndarray, cfg: Stage1Config, noise_sd: float | None = None) -> tuple[int, int]:
     """Window length and ramp for these data, from one estimate of the relative measurement noise.
 
     Window: ``cfg.window``, or (0) one that grows from ``min_window`` in proportion to sigma / median(c),
     since endpoint noise enters the windowed residual as sqrt(2) sigma / (W dt). Ramp: ``cfg.ramp`` when
-    the noise is measurable, else 1 (plain windows are exact for Euler data and cheaper).
+    the noise is measurable, else 1 (plain windows are exact for Euler data and cheaper). ``noise_sd``: the
+    :func:`estimate_noise` of these concentrations, when already computed.
     """
-    relative = relative_noise(concentrations)
-    ramp = cfg.ramp if measurable_noise(concentrations, cfg) else 1
+    relative = relative_noise(concentrations, noise_sd)
+    ramp = cfg.ramp if measurable_noise(relative, cfg) else 1
     window = cfg.window
     if window <= 0:
         chosen = int(np.ceil(cfg.min_window * relative / cfg.reference_relative_noise))
@@ -106,14 +107,15 @@ def integral_form(concentrations: np.ndarray, cfg: Stage1Config) -> tuple[int, i
     return window, ramp
 
 
-def relative_noise(concentrations: np.ndarray) -> float:
-    """Estimated measurement-noise sd relative to the median concentration."""
-    return estimate_noise(concentrations) / max(float(np.median(concentrations)), 1e-12)
+def relative_noise(concentrations: np.ndarray, noise_sd: float | None = None) -> float:
+    """Measurement-noise sd (``noise_sd``, default estimated) relative to the median concentration."""
+    sd = estimate_noise(concentrations) if noise_sd is None else noise_sd
+    return sd / max(float(np.median(concentrations)), 1e-12)
 
 
-def measurable_noise(concentrations: np.ndarray, cfg: Stage1Config) -> bool:
-    """Whether the record is noisy: relative noise above NEGLIGIBLE_NOISE times ``reference_relative_noise``."""
-    return relative_noise(concentrations) > NEGLIGIBLE_NOISE * cfg.reference_relative_noise
+def measurable_noise(relative: float, cfg: Stage1Config) -> bool:
+    """Whether a record with this relative noise is noisy: above NEGLIGIBLE_NOISE times ``reference_relative_noise``."""
+    return relative > NEGLIGIBLE_NOISE * cfg.reference_relative_noise
 
 
 def max_window(n_frames: int, ramp: int, n_windows: int = 3) -> int:
