@@ -112,7 +112,7 @@ def _train(model, c, y, scales, cfg: Phase1Config, start: float, losses, monitor
 
 def _init_substrate_func(model: MetabolismModel, c: torch.Tensor, cfg: Phase1Config, generator) -> None:
     if cfg.sub_init == "linear":
-        build_mass_action(model.substrate_func, float(c.max()), {}, generator)
+        build_mass_action(model.substrate_func, float(c.max()))
         _perturb(model.substrate_func, generator)
     else:
         _scale_substrate_func(model, c)

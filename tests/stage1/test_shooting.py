@@ -46,7 +46,7 @@ def test_sensitivities_match_finite_differences(sparse_case):
     theta = np.concatenate([np.full(n_met, -0.001), np.full(n_met, 0.005), np.ones(n_rxn), np.zeros(n_rxn)])
     end, X, _ = reg._shoot(c0, theta)
     for p in (0, n_met + 3, 2 * n_met + 5, 2 * n_met + n_rxn + 7):
-        step = 1e-4 if p >= 2 * n_met + n_rxn else 1e-3  # large enough for the float32 frozen model
+        step = 1e-3  # large enough for the float32 frozen model (its rates carry rounding of ~1e-6 of the largest)
         ends = []
         for sign in (1, -1):
             moved = theta.copy()
