@@ -274,8 +274,10 @@ def _spread(values: np.ndarray) -> np.ndarray:
     quantiles = np.quantile(values, np.linspace(0.0, 1.0, N_CORRECTION_POINTS))
     low, high = quantiles[0], quantiles[-1]
     positive = values[values > 0]
-    geometric = np.geomspace(positive.min(), high, N_CORRECTION_POINTS) if len(positive) and high > 0 else []
-    return np.union1d(np.union1d(quantiles, np.linspace(low, high, N_CORRECTION_POINTS)), geometric)
+    spread = np.union1d(quantiles, np.linspace(low, high, N_CORRECTION_POINTS))
+    if len(positive) and high > 0:
+        spread = np.union1d(spread, np.geomspace(positive.min(), high, N_CORRECTION_POINTS))
+    return spread
 
 
 def _correction_samples(coefs: list[float], network: Network, concentrations: np.ndarray | None, c_max: float):
