@@ -1,12 +1,13 @@
 """Cost of each stage against network size: default 100x256, textbook, iJO1366, salmonella.
 
 Run: python benchmarks/scale.py [--networks default cobra:textbook cobra:iJO1366 cobra:salmonella]
-                                [--stages simulate phase1 fit refine] [--out benchmarks/results]
+                                [--stages simulate phase1 trainer fit refine] [--out benchmarks/results]
 
 Each stage is one `sysid` command in a child process (OMP_NUM_THREADS=1), timed
 by wall clock and by the child's CPU seconds, with its peak resident memory
-(os.wait4). The frozen model is `phase1 --from-truth --log-k-noise 0.1`; `fit`
-is stage 1, `refine` is `fit --refine`. Size is n_metabolites + n_reactions.
+(os.wait4). The frozen model is `phase1 --from-truth --log-k-noise 0.1`; `trainer`
+is the phase 1 trainer (`phase1` without --from-truth; its R2 is reported, its
+model is not used further); `fit` is stage 1, `refine` is `fit --refine`. Size is n_metabolites + n_reactions.
 Writes scale.txt (the table, fitted exponents of cost against size and the
 accuracy keys of analysis.log) and scale.png (log-log plot) under --out.
 The load average is printed: on a shared machine wall >> cpu means it was busy.
@@ -37,6 +38,7 @@ def command(stage: str, net: str, folder: Path) -> list[str]:
     return {
         "simulate": ["simulate", "--out", data] + ([] if net == "default" else ["--network", net]),
         "phase1": ["phase1", "--data", data, "--from-truth", "--log-k-noise", "0.1", "--out", model],
+        "trainer": ["phase1", "--data", data, "--out", folder / "trained.pt"],
         "fit": ["fit", "--data", data, "--model", model, "--out", folder / "fit"],
         "refine": ["fit", "--data", data, "--model", model, "--refine", "--out", folder / "refine"],
     }[stage]
@@ -62,12 +64,15 @@ def size_of(folder: Path) -> tuple[int, int]:
 
 
 def accuracy(folder: Path) -> dict[str, float]:
-    """The stage-1 keys of analysis.log, and the group accuracy over identified metabolites (fits.csv)."""
+    """The stage-1 keys of analysis.log, the group accuracy over identified metabolites (fits.csv), and the
+    trainer's rate_constants_R2 (trained.pt.json)."""
+    trained = folder / "trained.pt.json"
+    out = {"trainer_R2": json.loads(trained.read_text())["rate_constants_R2"]} if trained.is_file() else {}
     log = folder / "fit" / "analysis.log"
     if not log.is_file():
-        return {}
+        return out
     pairs = (line.split(":", 1) for line in log.read_text().splitlines() if ":" in line)
-    out = {k.strip(): float(v) for k, v in pairs if k.strip() in KEYS}
+    out |= {k.strip(): float(v) for k, v in pairs if k.strip() in KEYS}
     fits = np.genfromtxt(folder / "fit" / "fits.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
     identified = np.array([str(v).lower() == "true" for v in fits["identified"]])
     truth = load_truth(folder / "data")
@@ -124,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", nargs="+",
                         default=["default", "cobra:textbook", "cobra:iJO1366", "cobra:salmonella"])
-    parser.add_argument("--stages", nargs="+", default=["simulate", "phase1", "fit", "refine"])
+    parser.add_argument("--stages", nargs="+", default=["simulate", "phase1", "trainer", "fit", "refine"])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -138,7 +143,7 @@ def main() -> None:
                 row[stage] = run(command(stage, net, folder), env)
                 print(f"{net} {stage}: wall {row[stage][0]:.1f} s, cpu {row[stage][1]:.1f} s, "
                       f"peak {row[stage][2]:.2f} GB", flush=True)
-                if row[stage][3] != 0:
+                if row[stage][3] != 0 and stage in ("simulate", "phase1"):  # the later stages need their output
                     break
             row["n_met"], row["n_rxn"] = size_of(folder)
             row["size"] = row["n_met"] + row["n_rxn"]

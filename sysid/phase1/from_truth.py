@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # lowered by n_sub * log10(M) to compensate. The large products keep softplus(prod) = prod
 # to float precision except at products below ~1e-4 (c in the 1e-3 range), where the rate
 # error is at most 10**log_k * ln2 / M**n_sub. A network with reactions of many substrates
-# gets a smaller M so that M**n_sub stays below 10**MAX_LOG10_SCALE (float32 ends at 3e38).
+# gets a smaller M so that the products stay below 10**MAX_LOG10_SCALE (float32 ends at 3e38).
 MSG_SCALE = 100.0
 MAX_LOG10_SCALE = 30.0
 # The linear unit works at tanh inputs of at most LINEAR_INPUT (relative error ~LINEAR_INPUT**2).
@@ -50,6 +50,7 @@ MAX_FEATURES = 32  # smooth concentration features in the first hidden layer
 SATURATED = 12.0  # tanh(12) is 1 in float32: step and gate units sit exactly at +-1
 CORRECTION_LEVEL = 0.5  # largest |tanh^T(x_k)| of a correction, before the output rescales it
 FEATURE_OVERLAP = 3.0  # feature width / spacing of the feature centres
+LINEAR_REACH = 10.0  # the gates hold for concentrations up to LINEAR_REACH x the largest one sampled
 RIDGE_RANGE = (-30.0, 2.0)  # log10 bounds of the ridge (relative to the largest squared singular value)
 RIDGE_BISECTIONS = 40
 MAX_INPUT = SATURATED  # bound on sum |weights| of a correction: off its coefficient, x - 2 SATURATED <= -SATURATED
@@ -66,11 +67,18 @@ def zero_node(model: MetabolismModel) -> MetabolismModel:
     return model
 
 
-def message_scale(network: Network) -> float:
-    """M = MSG_SCALE, lowered so that M**(most substrates of a reaction) <= 10**MAX_LOG10_SCALE."""
-    n_sub = np.bincount(network.edges.rxn_sub, minlength=network.n_reactions)
-    most = max(int(n_sub.max(initial=1)), 1)
-    return float(min(MSG_SCALE, 10.0 ** (MAX_LOG10_SCALE / most)))
+def message_scale(powers: np.ndarray, concentrations: np.ndarray | None = None) -> float:
+    """M = MSG_SCALE, lowered until every reaction's product of messages M * c**p stays below 10**MAX_LOG10_SCALE.
+
+    ``powers`` (metabolites, reactions): the exponent p of each substrate's message (the network's |s| for
+    mass action, 1 for a linear law, 0 where no substrate). The product is bounded at the largest
+    concentration of each metabolite in ``concentrations`` (frames, metabolites), or at c = 1 without data.
+    """
+    powers = np.asarray(powers, np.float64)
+    n_sub = np.count_nonzero(powers, axis=0)
+    top = np.zeros(len(powers)) if concentrations is None else np.log10(np.maximum(np.max(concentrations, 0), 1.0))
+    allowance = (MAX_LOG10_SCALE - top @ powers)[n_sub > 0] / n_sub[n_sub > 0]
+    return float(min(MSG_SCALE, 10.0 ** allowance.min(initial=np.log10(MSG_SCALE))))
 
 
 def model_from_truth(
@@ -96,7 +104,7 @@ def model_from_truth(
     generator = torch.Generator().manual_seed(seed)
     model = zero_node(MetabolismModel(network, arch, generator))
     c_max = _c_max(concentrations)
-    scale = message_scale(network)
+    scale = message_scale(network.substrates, concentrations)
     coefs = _float32_values(network.edges.sto_sub)
     samples = _correction_samples([k for k in coefs if k != 1.0], network, concentrations, c_max)
     build_mass_action(model.substrate_func, c_max, samples, coefs, scale)
@@ -159,15 +167,17 @@ def _add_corrections(layers: list[nn.Linear], samples: dict[float, np.ndarray], 
     if not kept:
         return
     positive = np.concatenate([v[v > 0] for v in samples.values()])
-    centres = np.geomspace(max(positive.min(initial=LINEAR_INPUT), LINEAR_INPUT), max(positive.max(initial=1.0), 1.0),
-                           n_features)
-    feature_widths = np.gradient(centres) * FEATURE_OVERLAP if n_features > 1 else np.ones(1)
+    low = max(float(positive.min()), LINEAR_INPUT) if positive.size else LINEAR_INPUT
+    high = max(float(positive.max()), 2.0 * low) if positive.size else DEFAULT_C_MAX
+    centres = np.geomspace(low, high, n_features)
+    feature_widths = np.gradient(centres) * FEATURE_OVERLAP
     _set_first_layer(layers[0], coefs, centres, feature_widths)
-    features = lambda c: _features(c, centres, feature_widths)  # noqa: E731
+    reach = LINEAR_REACH * high
+    features = lambda c: _features(c, centres, feature_widths, eps, reach)  # noqa: E731
     depth = len(layers) - 3  # tanh layers a correction goes through after its pair (at least 1)
     for slot, k in enumerate(kept):
         solved = _solve_correction(samples[k], k, scale, features, depth)
-        _set_pair(layers, slot, solved, coefs.index(k), n_steps)
+        _set_pair(layers, slot, solved, coefs.index(k), n_steps, eps * reach)
     log.info("MLP_sub corrections for %d coefficients, %d features", len(kept), n_features)
 
 
@@ -184,9 +194,13 @@ def _set_first_layer(first: nn.Linear, coefs: list[float], centres: np.ndarray, 
         first.bias[base : base + len(centres)] = torch.as_tensor(-centres / widths)
 
 
-def _features(c: np.ndarray, centres: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """The columns x_k is made of: 1 (bias) and the tanh features, all bounded by 1."""
-    return np.column_stack([np.ones_like(c), np.tanh((c[:, None] - centres) / widths)])
+def _features(c: np.ndarray, centres: np.ndarray, widths: np.ndarray, eps: float, reach: float) -> np.ndarray:
+    """The columns x_k is made of: 1 (bias), c / reach (the linear unit, tanh(eps c) / eps) and the tanh features.
+
+    All are bounded by 1 for concentrations up to ``reach``.
+    """
+    linear = np.tanh(eps * c) / (eps * reach)
+    return np.column_stack([np.ones_like(c), linear, np.tanh((c[:, None] - centres) / widths)])
 
 
 def _tanh_power(x: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -229,15 +243,16 @@ def _solve_correction(c: np.ndarray, s: float, scale: float, features, depth: in
     return np.concatenate([[amplitude], weights])
 
 
-def _set_pair(layers: list[nn.Linear], slot: int, solved: np.ndarray, index: int, n_steps: int) -> None:
+def _set_pair(layers: list[nn.Linear], slot: int, solved: np.ndarray, index: int, n_steps: int,
+              linear_scale: float) -> None:
     """Write coefficient ``coefs[index]``'s correction into unit pair ``slot`` of the second layer.
 
     The pair is tanh(+-x + gate); gate = SATURATED * (step below - step above - 2) is 0 at s = coefs[index]
     and -2 SATURATED at every other coefficient. The third layer takes half their difference, later
     hidden layers pass it on, and the output multiplies it by the amplitude.
     """
-    amplitude = float(solved[0])
-    bias, weights = float(solved[1]), torch.as_tensor(solved[2:], dtype=torch.float32)
+    amplitude, bias, linear = float(solved[0]), float(solved[1]), float(solved[2])
+    weights = torch.as_tensor(solved[3:], dtype=torch.float32)
     plus, minus, unit = 1 + 2 * slot, 2 + 2 * slot, 1 + slot
     features = slice(1 + n_steps, 1 + n_steps + len(weights))
     second = layers[1]
@@ -252,6 +267,7 @@ def _set_pair(layers: list[nn.Linear], slot: int, solved: np.ndarray, index: int
                 second.weight[pair_unit, 1 + index] = -SATURATED
             else:
                 gate += SATURATED
+            second.weight[pair_unit, 0] = sign * linear / linear_scale  # unit 0 carries tanh(eps c)
             second.weight[pair_unit, features] = sign * weights
             second.bias[pair_unit] = sign * bias + gate
         layers[2].weight[unit, plus] = 0.5

@@ -17,7 +17,7 @@ from torch import nn
 from sysid.config import GraphModelConfig, Phase1Config
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel, linear_layers, pick_device
-from sysid.phase1.from_truth import MSG_SCALE, build_mass_action, zero_node
+from sysid.phase1.from_truth import MSG_SCALE, build_mass_action, message_scale, zero_node
 from sysid.phase1.rate_solve import initial_log_k, rate_design, solve_log_k, unidentifiable_families
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def _train(model, c, y, scales, cfg: Phase1Config, start: float, losses, monitor
 
 def _init_substrate_func(model: MetabolismModel, c: torch.Tensor, cfg: Phase1Config, generator) -> None:
     if cfg.sub_init == "linear":
-        build_mass_action(model.substrate_func, float(c.max()))
+        powers = (model.network().substrates > 0).astype(np.float64)  # the linear law: every message M * c
+        build_mass_action(model.substrate_func, float(c.max()), scale=message_scale(powers, c.cpu().numpy()))
         _perturb(model.substrate_func, generator)
     else:
         _scale_substrate_func(model, c)
