@@ -65,7 +65,8 @@ def loss_curves(curves: dict[str, list[float]], path: Path | BinaryIO, ylabel: s
             x = (steps or {}).get(name, np.arange(1, len(values) + 1))
             ax.plot(x, values, label=name, marker="o" if name in (steps or {}) else None)
     ax.set(xlabel="step", ylabel=ylabel, yscale="log")
-    ax.legend()
+    if ax.get_legend_handles_labels()[1]:  # a from-truth model has no loss curve
+        ax.legend()
     _save(fig, path)
 
 

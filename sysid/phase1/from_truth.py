@@ -17,8 +17,8 @@ How MLP_sub (input [c, s], Linear-Tanh layers) is made to return M * c**s:
   combination of the features, solved by weighted least squares (relative error
   of the message) after inverting the tanh layers it goes through.
 
-The construction is deterministic and has no iterative fit; the largest
-relative message error over the data is logged.
+The construction is deterministic and has no iterative fit; the worst
+coefficient's relative message error over the data is logged.
 """
 
 from __future__ import annotations
@@ -151,6 +151,21 @@ def build_mass_action(mlp: nn.Sequential, c_max: float, samples: dict[float, np.
             layers[-1].weight[0, 0] = scale / eps
     if samples:
         _add_corrections(layers, samples, coefs or sorted({1.0, *samples}), eps, scale)
+        _log_accuracy(mlp, samples, scale)
+
+
+@torch.no_grad()
+def _log_accuracy(mlp: nn.Sequential, samples: dict[float, np.ndarray], scale: float) -> None:
+    """Log the relative message error (as weighted in the fit) of the worst coefficient, in float32."""
+    worst = []
+    for s, c in samples.items():
+        inputs = torch.as_tensor(np.stack([c, np.full_like(c, s)], 1), dtype=torch.float32)
+        message = mlp(inputs).squeeze(1).double().numpy()
+        rel = np.abs(message - scale * c**s) / (scale * (c**s + _floor(c) ** s))
+        worst.append((float(np.median(rel)), float(rel.max()), s))
+    median, largest, s = max(worst)
+    log.info("MLP_sub corrections for %d coefficients: worst median relative message error %.1e (|s| = %g, "
+             "largest %.1e)", len(samples), median, s, largest)
 
 
 def _add_corrections(layers: list[nn.Linear], samples: dict[float, np.ndarray], coefs: list[float],
@@ -178,7 +193,6 @@ def _add_corrections(layers: list[nn.Linear], samples: dict[float, np.ndarray], 
     for slot, k in enumerate(kept):
         solved = _solve_correction(samples[k], k, scale, features, depth)
         _set_pair(layers, slot, solved, coefs.index(k), n_steps, eps * reach)
-    log.info("MLP_sub corrections for %d coefficients, %d features", len(kept), n_features)
 
 
 def _set_first_layer(first: nn.Linear, coefs: list[float], centres: np.ndarray, widths: np.ndarray) -> None:
