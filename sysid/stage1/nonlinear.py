@@ -60,10 +60,13 @@ class GroupForms:
         return out
 
 
-def pooled_rows(reg: HomeostasisRegression, conc: np.ndarray, members: np.ndarray, dt: float) -> PooledRows:
-    """The cleaned windowed rows of ``members`` (metabolite indices), weighted as in the regression."""
+def pooled_rows(reg: HomeostasisRegression, conc: np.ndarray, members: np.ndarray, dt: float,
+                pick: np.ndarray | None = None) -> PooledRows:
+    """The cleaned windowed rows of ``members`` (metabolite indices), weighted as in the regression.
+
+    ``pick``: the regression rows of those members in their order (default: found in ``reg.rows_met_``)."""
     members = np.asarray(members)
-    pick = np.isin(reg.rows_met_, members)
+    pick = np.isin(reg.rows_met_, members) if pick is None else pick
     position = np.full(conc.shape[1], -1)
     position[members] = np.arange(len(members))
     met = reg.rows_met_[pick]
@@ -84,13 +87,30 @@ def _fit_groups(reg, conc, labels, dt, candidates, threshold):
     return curves, bics
 
 
-def _member_rss(reg, conc, curves, dt, members: np.ndarray | None = None) -> np.ndarray:
+class SingleRows:
+    """Each metabolite's own rows (:func:`pooled_rows` of one member), built once and kept: the reassignment
+    and the splits ask for every metabolite's rows under each new set of curves."""
+
+    def __init__(self, reg: HomeostasisRegression, conc: np.ndarray, dt: float):
+        self.reg, self.conc, self.dt = reg, conc, dt
+        self.order = np.argsort(reg.rows_met_, kind="stable")  # each metabolite's rows keep their order
+        self.bounds = np.searchsorted(reg.rows_met_[self.order], np.arange(conc.shape[1] + 1))
+        self.cache: dict[int, PooledRows] = {}
+
+    def __call__(self, i: int) -> PooledRows:
+        if i not in self.cache:
+            pick = self.order[self.bounds[i] : self.bounds[i + 1]]
+            self.cache[i] = pooled_rows(self.reg, self.conc, np.array([i]), self.dt, pick)
+        return self.cache[i]
+
+
+def _member_rss(singles: SingleRows, curves, members: np.ndarray | None = None) -> np.ndarray:
     """(n_members, n_groups): weighted RSS of each metabolite's own rows under each group's curve
     (``members`` default: every metabolite)."""
-    members = np.arange(conc.shape[1]) if members is None else np.asarray(members)
+    members = np.arange(singles.conc.shape[1]) if members is None else np.asarray(members)
     out = np.full((len(members), len(curves)), np.inf)
     for row, i in enumerate(members):
-        rows = pooled_rows(reg, conc, np.array([i]), dt)
+        rows = singles(int(i))
         if len(rows.y) == 0:
             continue
         for g, curve in enumerate(curves):
@@ -99,13 +119,14 @@ def _member_rss(reg, conc, curves, dt, members: np.ndarray | None = None) -> np.
     return out
 
 
-def _reassign(reg, conc, labels, dt, candidates, threshold):
+def _reassign(reg, singles: SingleRows, labels, dt, candidates, threshold):
     """Alternate curve fits per group and reassignment of every metabolite to its best curve, to a fixed point."""
+    conc = singles.conc
     curves, bics = _fit_groups(reg, conc, labels, dt, candidates, threshold)
     for _ in range(MAX_REASSIGNMENTS):
         if all(c.form == "linear" for c in curves):
             break
-        rss = _member_rss(reg, conc, curves, dt)
+        rss = _member_rss(singles, curves)
         new = np.where(np.isfinite(rss).any(axis=1), np.argmin(rss, axis=1), labels)
         if np.array_equal(new, labels) or len(np.unique(new)) < len(curves):
             break
@@ -114,7 +135,7 @@ def _reassign(reg, conc, labels, dt, candidates, threshold):
     return labels, curves, bics
 
 
-def _split(reg, conc, members: np.ndarray, curve: GroupCurve, dt: float, min_size: int, seed: int
+def _split(reg, singles: SingleRows, members: np.ndarray, curve: GroupCurve, dt: float, min_size: int, seed: int
            ) -> np.ndarray | None:
     """Two sub-groups of a curved group's ``members`` (0/1 per member) whose own curves of the group's form
     explain its rows much better (SPLIT_SCORE), or None.
@@ -139,15 +160,15 @@ def _split(reg, conc, members: np.ndarray, curve: GroupCurve, dt: float, min_siz
     for _ in range(MAX_REASSIGNMENTS):
         if np.bincount(sub, minlength=2).min() < min_size:
             return None
-        curves = [fit_form(pooled_rows(reg, conc, members[sub == k], dt), curve.form) for k in range(2)]
+        curves = [fit_form(pooled_rows(reg, singles.conc, members[sub == k], dt), curve.form) for k in range(2)]
         rss = sum(c.rss for c in curves)
-        member_rss = _member_rss(reg, conc, curves, dt, members)
+        member_rss = _member_rss(singles, curves, members)
         new = np.where(np.isfinite(member_rss).any(axis=1), np.argmin(member_rss, axis=1), sub)
         if np.array_equal(new, sub):
             break
         sub = new
     own = member_rss[np.arange(len(members)), sub]
-    parent = _member_rss(reg, conc, [curve], dt, members)[:, 0]
+    parent = _member_rss(singles, [curve], members)[:, 0]
     total, typical = rss / max(curve.rss, 1e-300), float(np.median(own / np.maximum(parent, 1e-300)))
     score = float(np.sqrt(total * typical))
     log.info("stage 1: two curves in a %s group of %d metabolites (%d + %d) leave %.3g of its weighted RSS and "
@@ -169,7 +190,8 @@ def fit_group_forms(reg: HomeostasisRegression, conc: np.ndarray, labels: np.nda
     conc = np.asarray(conc, np.float64)
     labels = np.asarray(labels).copy()
     start = labels.copy() if start is None else np.asarray(start)
-    labels, curves, bics = _reassign(reg, conc, labels, dt, candidates, threshold)
+    singles = SingleRows(reg, conc, dt)
+    labels, curves, bics = _reassign(reg, singles, labels, dt, candidates, threshold)
     tried: set[tuple[int, ...]] = set()
     while len(curves) < max_groups:
         split = None
@@ -178,13 +200,13 @@ def fit_group_forms(reg: HomeostasisRegression, conc: np.ndarray, labels: np.nda
             if curve.form == "linear" or tuple(members) in tried:
                 continue
             tried.add(tuple(members))
-            split = _split(reg, conc, members, curve, dt, min_group_size, seed)
+            split = _split(reg, singles, members, curve, dt, min_group_size, seed)
             if split is not None:
                 labels[members[split == 1]] = len(curves)
                 break
         if split is None:
             break
-        labels, curves, bics = _reassign(reg, conc, labels, dt, candidates, threshold)
+        labels, curves, bics = _reassign(reg, singles, labels, dt, candidates, threshold)
     for g, (curve, bic) in enumerate(zip(curves, bics, strict=True)):
         log.info("stage 1 group %d: form %s (BIC %s)", g, curve.form,
                  ", ".join(f"{k} {v:.1f}" for k, v in bic.items()))
