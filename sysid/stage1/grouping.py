@@ -22,6 +22,10 @@ from sysid.stage1.residuals import MAD_TO_SD
 
 N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
+# A group's spread counts as at least this share of its centre's size: on noise-free data the spreads are ~1e-6
+# relative, and a handful of metabolites 0.07% off their type (salmonella, noise 0) made a group of their own.
+# Groups within ~MIN_SEPARATION * sqrt(2) * RESOLUTION (0.6%) of each other are one group.
+RESOLUTION = 1e-3
 MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
 T_DOF = 4.0  # degrees of freedom of the Student-t likelihood of each estimate in pooling (a common robust choice)
@@ -95,7 +99,7 @@ def find_groups(
         )
     labels = _drop_small_groups(logp, min_size=min(min_group_size, max(2, n // 4)))
     labels = np.where(finite, labels, np.argmax(gm.weights_))
-    labels = _merge_inseparable(z, labels, finite_shape)
+    labels = _merge_inseparable(z, labels, finite_shape, shift=centre / spread)
     means, covs = _group_moments(z, z_cov, labels, finite_shape)
     phi = np.ones(points.shape[1])
     if calibrate:
@@ -123,14 +127,20 @@ def _robust_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, np.maximum(MAD_TO_SD * np.median(np.abs(z - med), axis=0), 1e-12)
 
 
-def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray) -> np.ndarray:
-    """Merge the closest pair of groups while their centres are within MIN_SEPARATION robust spreads."""
+def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray, shift: np.ndarray | None = None
+                       ) -> np.ndarray:
+    """Merge the closest pair of groups while their centres are within MIN_SEPARATION robust spreads.
+
+    With ``shift`` (a point's value in the original units is (z + shift) * spread), a group's spread counts as
+    at least RESOLUTION times its centre's size in those units."""
     labels = labels.copy()
     while True:
         groups = np.unique(labels[finite])
         if len(groups) < 2:
             return labels
         moments = {g: _robust_moments(z[finite & (labels == g)]) for g in groups}
+        if shift is not None:
+            moments = {g: (m, np.maximum(sd, RESOLUTION * np.abs(m + shift))) for g, (m, sd) in moments.items()}
         best, pair = np.inf, None
         for i, a in enumerate(groups):
             for b in groups[i + 1 :]:
