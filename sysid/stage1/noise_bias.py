@@ -28,7 +28,6 @@ substrates alone qualify (MetabolismGraph models; an SBML law may read modifiers
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import numpy as np
@@ -39,15 +38,12 @@ from sysid.stage1.residuals import FrozenEvaluation, evaluate_frozen
 from sysid.stage1.shooting import substrate_colouring
 
 
-def rate_bias(model: MetabolismModel, conc: np.ndarray, noise_sd: np.ndarray, network: Network) -> np.ndarray:
-    """(frames, reactions): 1/2 sum_k sigma_k^2 d2 v_j / dc_k^2 at the recorded states.
-
-    The model is evaluated in float64: a float32 model's rates carry rounding of up to ~1e-6 of their
-    largest values, of the order of the bias itself for a squared law at noise 0.01-0.02.
-    """
-    model = copy.deepcopy(model).double()
+def rate_bias(model: MetabolismModel, conc: np.ndarray, noise_sd: np.ndarray, network: Network,
+              centre: np.ndarray | None = None) -> np.ndarray:
+    """(frames, reactions): 1/2 sum_k sigma_k^2 d2 v_j / dc_k^2 at the recorded states (``centre``: the rates
+    there, when already evaluated)."""
     colour = substrate_colouring(network.substrates)
-    centre = evaluate_frozen(model, conc).rates
+    centre = evaluate_frozen(model, conc).rates if centre is None else centre
     total = np.zeros_like(centre)
     for k in range(int(colour.max()) + 1):
         step = np.where(colour == k, noise_sd, 0.0)
@@ -60,6 +56,6 @@ def rate_bias(model: MetabolismModel, conc: np.ndarray, noise_sd: np.ndarray, ne
 def debiased(frozen: FrozenEvaluation, model: MetabolismModel, conc: np.ndarray, noise_sd: np.ndarray,
              network: Network) -> FrozenEvaluation:
     """``frozen`` with the rates' second-order noise bias taken out of the rates and the reaction part."""
-    bias = rate_bias(model, np.asarray(conc, np.float64), noise_sd, network)
+    bias = rate_bias(model, np.asarray(conc, np.float64), noise_sd, network, frozen.rates)
     return dataclasses.replace(frozen, rates=frozen.rates - bias,
                                reaction=frozen.reaction - bias @ network.S.astype(np.float64).T)
