@@ -17,6 +17,7 @@ from torch import nn
 from sysid.config import GraphModelConfig, Phase1Config
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel, linear_layers, pick_device
+from sysid.network import Network
 from sysid.phase1.from_truth import MSG_SCALE, build_mass_action, message_scale, zero_node
 from sysid.phase1.rate_solve import initial_log_k, rate_design, solve_log_k, unidentifiable_families
 
@@ -62,7 +63,7 @@ def train_phase1(
     c = torch.as_tensor(dataset.concentrations, dtype=torch.float32)
     y = torch.as_tensor(dataset.dcdt, dtype=torch.float32)
     scale = y.pow(2).mean(0).sqrt().clamp_min(1e-12)
-    _init_substrate_func(model, c, cfg, generator)
+    _init_substrate_func(model, c, dataset.network, cfg, generator)
     model.to(dev)
     c, y, scale = c.to(dev), y.to(dev), scale.to(dev)
     _log_families(model, c, y, scale)
@@ -110,9 +111,10 @@ def _train(model, c, y, scales, cfg: Phase1Config, start: float, losses, monitor
             return
 
 
-def _init_substrate_func(model: MetabolismModel, c: torch.Tensor, cfg: Phase1Config, generator) -> None:
+def _init_substrate_func(model: MetabolismModel, c: torch.Tensor, network: Network, cfg: Phase1Config,
+                         generator) -> None:
     if cfg.sub_init == "linear":
-        powers = (model.network().substrates > 0).astype(np.float64)  # the linear law: every message M * c
+        powers = (network.substrates > 0).astype(np.float64)  # the linear law: every message M * c
         build_mass_action(model.substrate_func, float(c.max()), scale=message_scale(powers, c.cpu().numpy()))
         _perturb(model.substrate_func, generator)
     else:

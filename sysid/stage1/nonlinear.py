@@ -119,9 +119,9 @@ def _member_rss(singles: SingleRows, curves, members: np.ndarray | None = None) 
     return out
 
 
-def _reassign(reg, singles: SingleRows, labels, dt, candidates, threshold):
+def _reassign(singles: SingleRows, labels, candidates, threshold):
     """Alternate curve fits per group and reassignment of every metabolite to its best curve, to a fixed point."""
-    conc = singles.conc
+    reg, conc, dt = singles.reg, singles.conc, singles.dt
     curves, bics = _fit_groups(reg, conc, labels, dt, candidates, threshold)
     for _ in range(MAX_REASSIGNMENTS):
         if all(c.form == "linear" for c in curves):
@@ -135,8 +135,7 @@ def _reassign(reg, singles: SingleRows, labels, dt, candidates, threshold):
     return labels, curves, bics
 
 
-def _split(reg, singles: SingleRows, members: np.ndarray, curve: GroupCurve, dt: float, min_size: int, seed: int
-           ) -> np.ndarray | None:
+def _split(singles: SingleRows, members: np.ndarray, curve: GroupCurve, min_size: int, seed: int) -> np.ndarray | None:
     """Two sub-groups of a curved group's ``members`` (0/1 per member) whose own curves of the group's form
     explain its rows much better (SPLIT_SCORE), or None.
 
@@ -146,6 +145,7 @@ def _split(reg, singles: SingleRows, members: np.ndarray, curve: GroupCurve, dt:
     reassignment by each member's own rows (clusterwise regression)."""
     if len(members) < 2 * min_size:
         return None
+    reg = singles.reg
     points = np.column_stack([reg.slope_[members], reg.offset_[members]])
     finite = np.all(np.isfinite(points), axis=1)
     if finite.sum() < 2 * min_size:
@@ -160,7 +160,7 @@ def _split(reg, singles: SingleRows, members: np.ndarray, curve: GroupCurve, dt:
     for _ in range(MAX_REASSIGNMENTS):
         if np.bincount(sub, minlength=2).min() < min_size:
             return None
-        curves = [fit_form(pooled_rows(reg, singles.conc, members[sub == k], dt), curve.form) for k in range(2)]
+        curves = [fit_form(pooled_rows(reg, singles.conc, members[sub == k], singles.dt), curve.form) for k in range(2)]
         rss = sum(c.rss for c in curves)
         member_rss = _member_rss(singles, curves, members)
         new = np.where(np.isfinite(member_rss).any(axis=1), np.argmin(member_rss, axis=1), sub)
@@ -191,7 +191,7 @@ def fit_group_forms(reg: HomeostasisRegression, conc: np.ndarray, labels: np.nda
     labels = np.asarray(labels).copy()
     start = labels.copy() if start is None else np.asarray(start)
     singles = SingleRows(reg, conc, dt)
-    labels, curves, bics = _reassign(reg, singles, labels, dt, candidates, threshold)
+    labels, curves, bics = _reassign(singles, labels, candidates, threshold)
     tried: set[tuple[int, ...]] = set()
     while len(curves) < max_groups:
         split = None
@@ -200,13 +200,13 @@ def fit_group_forms(reg: HomeostasisRegression, conc: np.ndarray, labels: np.nda
             if curve.form == "linear" or tuple(members) in tried:
                 continue
             tried.add(tuple(members))
-            split = _split(reg, singles, members, curve, dt, min_group_size, seed)
+            split = _split(singles, members, curve, min_group_size, seed)
             if split is not None:
                 labels[members[split == 1]] = len(curves)
                 break
         if split is None:
             break
-        labels, curves, bics = _reassign(reg, singles, labels, dt, candidates, threshold)
+        labels, curves, bics = _reassign(singles, labels, candidates, threshold)
     for g, (curve, bic) in enumerate(zip(curves, bics, strict=True)):
         log.info("stage 1 group %d: form %s (BIC %s)", g, curve.form,
                  ", ".join(f"{k} {v:.1f}" for k, v in bic.items()))
