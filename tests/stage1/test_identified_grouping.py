@@ -85,3 +85,18 @@ def test_precise_groups_closer_than_the_resolution_are_merged():
     # 3% apart is a real difference: kept
     z, labels, shift = _labelled({-0.001: 40, -0.00103: 40, -0.002: 40})
     assert len(np.unique(_merge_inseparable(z, labels, np.ones(len(z), bool), shift=shift))) == 3
+
+
+def test_a_small_group_tighter_than_its_members_errors_is_not_a_group():
+    # 40 points scattered as their errors say (sd 0.5) and 5 points 3 away whose scatter (0.05) is far below
+    # their errors (1.0): their tightness is chance, and 3 is within 4 spreads of the big group
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(0.0, 0.5, (40, 2)), np.array([3.0, 0.0]) + rng.normal(0.0, 0.05, (5, 2))])
+    labels = np.repeat([0, 1], [40, 5])
+    se = np.concatenate([np.full((40, 2), 0.5), np.full((5, 2), 1.0)])
+    finite = np.ones(len(z), bool)
+    assert len(np.unique(_merge_inseparable(z, labels, finite))) == 2  # by their scatter alone: apart
+    assert len(np.unique(_merge_inseparable(z, labels, finite, member_se=se))) == 1
+    # the same small group with errors as small as its scatter is a group
+    se[40:] = 0.05
+    assert len(np.unique(_merge_inseparable(z, labels, finite, member_se=se))) == 2
