@@ -6,7 +6,8 @@ The data model is output error over windows: the recorded concentrations are
 
 where c follows the corrected frozen model of :mod:`sysid.stage1.shooting`
 (dc/dt = sum_j S_ij beta_j v_j(c) + s_i c_i + o_i, Euler with ``substeps`` per
-recorded interval), each window w of ``window`` recorded intervals starts from
+recorded interval, each step clamped at zero as the simulator does: a clamped
+state's sensitivities are zero), each window w of ``window`` recorded intervals starts from
 its own unknown state x_w, and e is Gaussian measurement noise: absolute
 (sd sigma) or relative (sd sigma * c, the first-order form of log-normal noise).
 The parameters are theta = (s, o, beta): the per-reaction rate multipliers
@@ -84,7 +85,10 @@ def cramer_rao_bound(model: MetabolismModel, concentrations: np.ndarray, delta_t
         forcing[:, :, 2 * n_met :] = S[None] * vs[:, None, :]
         sens = sens + h * (jac @ sens)
         sens[:, :, :n_par] += h * forcing
-        x = np.maximum(x + h * (vs @ S.T + slope * x + offset), 0.0)
+        x = x + h * (vs @ S.T + slope * x + offset)
+        clamped = x < 0.0  # the step's clamp at zero: a clamped state does not move with the parameters
+        sens[clamped] = 0.0
+        x[clamped] = 0.0
         if (step + 1) % substeps == 0:
             _observe(info, sens, x, noise_level, noise_kind)
     return _bound(info, n_par, n_met)
