@@ -79,7 +79,7 @@ def run_case(case: str, seed: int, small: bool, bounds: dict | None, cache: Path
         if key not in bounds:
             try:
                 bounds[key] = _unit_bound(cfg, sim, slope, offset, every, kind, cache)
-            except (ValueError, np.linalg.LinAlgError) as exc:  # the sensitivities overflowed: no bound here
+            except (ValueError, np.linalg.LinAlgError) as exc:  # no bound for this seed; its stage-1 row stays
                 bounds[key] = f"{type(exc).__name__}: {str(exc)[:60]}"
         b = bounds[key]
         if isinstance(b, str):
@@ -93,7 +93,7 @@ def run_case(case: str, seed: int, small: bool, bounds: dict | None, cache: Path
     return out
 
 
-def _efficiency(rows: list[tuple[int, dict]], unbounded: list[int]) -> list[str]:
+def _efficiency(rows: list[tuple[int, dict]], unbounded: list[str]) -> list[str]:
     """Errors against the Cramer-Rao bound: each raw slope's error divided by its own bound (an efficient
     estimator gives RMS 1 over seeds), and the pooled per-type answer's error against the bound on a slope
     shared by the type."""
@@ -111,7 +111,7 @@ def _efficiency(rows: list[tuple[int, dict]], unbounded: list[int]) -> list[str]
     def pair(values, fmt=".2f"):
         return " / ".join(f"{v:{fmt}}" for v in values)
 
-    missing = f"; none for seeds {unbounded}: the sensitivities overflowed" if unbounded else ""
+    missing = f"; none for seeds {', '.join(unbounded)}" if unbounded else ""
     return [
         f"Cramer-Rao bound ({len(rows)} seeds{missing}):",
         f"- metabolites whose bound alone fails the flag rule (slope sd > median |slope| / {MIN_Z:g}), per seed: "
@@ -191,7 +191,7 @@ def summarise(case: str, all_rows: list[dict]) -> list[str]:
               f"group estimates {np.mean([r['cover_group'] for _, r in rows]):.2f}"]
     bounded = [(seed, r) for seed, r in rows if "crb" in r]
     if bounded:
-        lines += _efficiency(bounded, [seed for seed, r in rows if "bound_error" in r])
+        lines += _efficiency(bounded, [f"{seed} ({r['bound_error']})" for seed, r in rows if "bound_error" in r])
     return [*lines, ""]
 
 

@@ -128,6 +128,17 @@ def _robust_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, np.maximum(MAD_TO_SD * np.median(np.abs(z - med), axis=0), 1e-12)
 
 
+def _floored_moments(z: np.ndarray, member: np.ndarray, shift: np.ndarray | None, member_se: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Robust centre and spread of the ``member`` points, the spread floored as :func:`_merge_inseparable` says."""
+    centre, sd = _robust_moments(z[member])
+    if member_se is not None:
+        sd = np.maximum(sd, np.median(member_se[member], axis=0))
+    if shift is not None:
+        sd = np.maximum(sd, RESOLUTION * np.abs(centre + shift))
+    return centre, sd
+
+
 def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray, shift: np.ndarray | None = None,
                        member_se: np.ndarray | None = None) -> np.ndarray:
     """Merge the closest pair of groups while their centres are within MIN_SEPARATION robust spreads.
@@ -141,12 +152,7 @@ def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray, sh
         groups = np.unique(labels[finite])
         if len(groups) < 2:
             return labels
-        moments = {g: _robust_moments(z[finite & (labels == g)]) for g in groups}
-        if member_se is not None:
-            moments = {g: (m, np.maximum(sd, np.median(member_se[finite & (labels == g)], axis=0)))
-                       for g, (m, sd) in moments.items()}
-        if shift is not None:
-            moments = {g: (m, np.maximum(sd, RESOLUTION * np.abs(m + shift))) for g, (m, sd) in moments.items()}
+        moments = {g: _floored_moments(z, finite & (labels == g), shift, member_se) for g in groups}
         best, pair = np.inf, None
         for i, a in enumerate(groups):
             for b in groups[i + 1 :]:
