@@ -152,6 +152,7 @@ class Stage1Config:
     misfit_threshold: float = 0.01  # smooth residual / frozen model's term above which the fit is not trusted
     substeps: int = 0  # Euler sub-steps per interval of a sparse record; 0: the record's own (truth.json) or 10
     bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
+    output_error_windows: tuple[int, ...] = (10, 20, 40)  # noisy records: output-error windows, short to long; () off
     forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 
@@ -162,6 +163,8 @@ class Stage1Config:
         _positive(self, "reference_relative_noise", "sindy_threshold", "misfit_threshold")
         if min(self.window, self.ridge, self.shape_knots, self.hac_maxlags, self.substeps, self.bound_window) < 0:
             _bad("sysid.stage1", "window, ridge, shape_knots, hac_maxlags, substeps or bound_window is < 0", "fix it")
+        if any(w < 2 for w in self.output_error_windows):
+            _bad("sysid.stage1.output_error_windows", "has a window below 2 samples", "use windows of >= 2 samples")
         if self.max_window < self.min_window:
             _bad("sysid.stage1.max_window", "is below min_window", "use max_window >= min_window")
         if any(f not in STAGE1_FORMS for f in self.forms) or not 0.0 < self.form_threshold < 1.0:

@@ -33,6 +33,7 @@ from sysid.reports import (
     write_stage1_figures,
 )
 from sysid.stage1.fit import fit_stage1
+from sysid.stage1.output_error import OutputErrorRegression
 from sysid.stage1.residuals import compute_residuals, evaluate_frozen, integral_form, summary
 from sysid.truth import Truth
 
@@ -141,6 +142,7 @@ def fit_to_folder(
         metrics["stage1_n_unidentifiable"] = float((~fit.identified).sum()) if fit.identified is not None else 0.0
         metrics["stage1_frozen_misfit"] = float(stage1.misfit.misfit)
         metrics["stage1_misfit_statistic"] = stage1.misfit.statistic
+        metrics["stage1_output_error"] = float(isinstance(stage1.regression, OutputErrorRegression))
         if truth is not None:  # the curve keys come last, so the line keys keep their place
             metrics.update(curve_errors("stage1", fit.curve_values, truth, dataset.concentrations))
             metrics.update(curves.get("kept", {}) if refine_stage else {})

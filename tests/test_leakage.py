@@ -1,5 +1,6 @@
 """Labels are read by evaluation only: changing the type column changes no fitted number."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -9,6 +10,7 @@ from sysid.config import Config
 from sysid.pipeline import fit_to_folder
 
 FITTED = ("fits.csv", "groups.json", "detectability.csv")
+WINDOWS = (10, 20)  # output-error windows of the noisy record (short: a fast test)
 
 
 def _relabel(src, dst, how):
@@ -36,8 +38,6 @@ def test_type_column_changes_nothing_fitted(small_dir, small_frozen, tmp_path, h
 
 def test_type_column_changes_nothing_refined(small_dir, small_frozen, tmp_path):
     """Stage 2 too: the refined checkpoint (MLP_node, embeddings) is identical with relabelled data."""
-    import dataclasses
-
     import torch
 
     cfg = Config().replace("training", data_augmentation_loop=10, homeostasis_time_step=4)
@@ -53,3 +53,34 @@ def test_type_column_changes_nothing_refined(small_dir, small_frozen, tmp_path):
             assert all(torch.equal(sa[k], sb[k]) for k in sa), name
         else:
             assert a.read_bytes() == b.read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def noisy_record(tmp_path_factory):
+    """A small noisy record (so that the output-error fit follows stage 1) and its frozen model."""
+    from sysid.io.checkpoint import save_checkpoint
+    from sysid.io.dataset import write_dataset
+    from sysid.phase1.from_truth import model_from_truth
+    from sysid.simulation import simulate
+
+    cfg = Config().replace("simulation", n_metabolites=18, n_reactions=36, n_frames=600, seed=1)
+    sim = simulate(cfg.simulation, 0.01)
+    folder = tmp_path_factory.mktemp("noisy")
+    (folder / "data").mkdir()
+    write_dataset(sim, folder / "data")
+    save_checkpoint(model_from_truth(sim.network, sim.truth.log_k, cfg.graph_model, log_k_noise=0.1, seed=3,
+                                     concentrations=sim.concentrations), folder / "frozen.pt")
+    return folder / "data", folder / "frozen.pt"
+
+
+def test_type_column_changes_nothing_fitted_by_output_error(noisy_record, tmp_path):
+    data, frozen = noisy_record
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, sysid=dataclasses.replace(
+        cfg.sysid, stage1=dataclasses.replace(cfg.sysid.stage1, output_error_windows=WINDOWS)))
+    _relabel(data, tmp_path / "relabelled", "permute")
+    metrics = fit_to_folder(data, frozen, tmp_path / "a", cfg)
+    fit_to_folder(tmp_path / "relabelled", frozen, tmp_path / "b", cfg)
+    assert metrics["stage1_output_error"] == 1.0  # the output-error answer is the one compared
+    for name in FITTED:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -15,7 +15,8 @@ beta are nuisance parameters, and so are the window starts.
 
 The Fisher information is sum_w sum_k J_wk^T W_k J_wk with J the sensitivities
 of the recorded states to (theta, x_w), propagated forward through the
-discrete variational equations. Each window's start is eliminated by its Schur
+discrete variational equations (:func:`sysid.stage1.output_error.window_sensitivities`,
+the same pass the output-error fit uses). Each window's start is eliminated by its Schur
 complement, the information on theta is inverted, and the bound on a parameter
 is the square root of its diagonal entry: the smallest standard deviation an
 unbiased estimator can have. Windows must be short enough for the linearisation
@@ -30,7 +31,7 @@ import numpy as np
 from scipy import linalg
 
 from sysid.model import MetabolismModel
-from sysid.stage1.shooting import rates_and_jacobian, substrate_colouring
+from sysid.stage1.output_error import Corrected, output_error_starts, window_sensitivities
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,35 +63,15 @@ def cramer_rao_bound(model: MetabolismModel, concentrations: np.ndarray, delta_t
                      substeps: int = 1, scale: np.ndarray | None = None) -> SlopeBound:
     """The bound at parameters (slope, offset, scale) for a record of noise-free states ``concentrations``
     (n_frames + 1, n_met) sampled every ``delta_t``, cut into windows of ``window`` recorded samples."""
-    S = model.network().S.astype(np.float64)
-    n_met, n_rxn = S.shape
-    scale = np.ones(n_rxn) if scale is None else scale
+    n_met, n_rxn = model.network().S.shape
+    params = Corrected(slope, offset, np.ones(n_rxn) if scale is None else scale)
     n_par = 2 * n_met + n_rxn
-    starts = np.arange(0, len(concentrations) - window + 1, window)
-    x = concentrations[starts].astype(np.float64)
-    colour = substrate_colouring(model.network().substrates)
-    h = delta_t / substeps
-    sens = np.zeros((len(starts), n_met, n_par + n_met))  # d state / d (theta, start)
-    sens[:, :, n_par:] = np.eye(n_met)
+    starts = output_error_starts(len(concentrations) - 1, window)
     info = np.zeros((len(starts), n_par + n_met, n_par + n_met))
-    _observe(info, sens, x, noise_level, noise_kind)  # the start sample of each window
-    for step in range((window - 1) * substeps):  # the last sample of a window starts the next one
-        v, dv, _ = rates_and_jacobian(model, x, colour)
-        vs = v * scale
-        jac = S @ (dv.astype(np.float64) * scale[None, :, None])
-        jac[:, np.arange(n_met), np.arange(n_met)] += slope
-        forcing = np.zeros((len(starts), n_met, n_par))
-        forcing[:, np.arange(n_met), np.arange(n_met)] = x
-        forcing[:, np.arange(n_met), n_met + np.arange(n_met)] = 1.0
-        forcing[:, :, 2 * n_met :] = S[None] * vs[:, None, :]
-        sens = sens + h * (jac @ sens)
-        sens[:, :, :n_par] += h * forcing
-        x = x + h * (vs @ S.T + slope * x + offset)
-        clamped = x < 0.0  # the step's clamp at zero: a clamped state does not move with the parameters
-        sens[clamped] = 0.0
-        x[clamped] = 0.0
-        if (step + 1) % substeps == 0:
-            _observe(info, sens, x, noise_level, noise_kind)
+    for _, x, sens in window_sensitivities(model, concentrations[starts], params, window=window, substeps=substeps,
+                                           delta_t=delta_t):
+        assert sens is not None  # asked for
+        _observe(info, sens, x, noise_level, noise_kind)
     return _bound(info, n_par, n_met)
 
 

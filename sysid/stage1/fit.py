@@ -23,6 +23,7 @@ from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species
 from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.noise_bias import debiased
 from sysid.stage1.nonlinear import fit_group_forms
+from sysid.stage1.output_error import refine_by_output_error
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import (
     FrozenEvaluation,
@@ -149,8 +150,25 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
                     imprecise_slope.sum(), MIN_Z)
     # a run-level misfit leaves no species' fit trustworthy: the shared corrections absorbed it unevenly
     identified = ~collinear & ~misfit.flagged & ~imprecise_slope & (not misfit.misfit)
-    return _group(reg, identified, frozen, window, cfg, seed, model, misfit, data,
-                  refit=lambda curves: regression().fit(data, frozen, curves=curves))
+    result = _group(reg, identified, frozen, window, cfg, seed, model, misfit, data,
+                    refit=lambda curves: regression().fit(data, frozen, curves=curves))
+    if not _uses_output_error(data, model, cfg, result):
+        return result
+    assert isinstance(model, MetabolismModel)  # _uses_output_error says so
+    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows)
+    if refined is None:
+        return result
+    identified = ~collinear & ~misfit.flagged & ~imprecise(refined.slope_se_, refined.slope_) & (not misfit.misfit)
+    return _group(refined, identified, frozen, window, cfg, seed, model, misfit, data)  # lines only
+
+
+def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, result: Stage1Result) -> bool:
+    """Output error follows on a noisy Euler-stepped record of a MetabolismGraph model whose groups stage 1 found
+    linear (it fits lines; a curved law found by stage 1 keeps stage 1's answer)."""
+    curved = result.fit.curves is not None and any(c.form != "linear" for c in result.fit.curves)
+    noisy = measurable_noise(relative_noise(data.concentrations), cfg)
+    return (bool(cfg.output_error_windows) and noisy and data.euler_steps and not curved
+            and isinstance(model, MetabolismModel))
 
 
 def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, cfg: Stage1Config, seed: int,

@@ -1,0 +1,267 @@
+"""Output-error stage 1 for noisy records: multiple shooting over windows, the starts fitted with the rest.
+
+The equation-error regression of :mod:`sysid.stage1.regression` evaluates the
+frozen model at the recorded, noisy concentrations. The fast reactions' Jacobian
+multiplies that noise many times over, so the regression's errors are several
+times the Cramer-Rao bound of :mod:`sysid.stage1.bound`. Here the model is
+simulated instead and compared with the record, as the bound's data model says:
+
+    y_i(t_k) = c_i(t_k; theta, x_w) + e_ik,
+
+with c the corrected frozen model (dc/dt = sum_j S_ij beta_j v_j(c) + s_i c_i + o_i,
+Euler with ``substeps`` per recorded interval, each step clamped at zero), one
+unknown start x_w per window of ``window`` recorded samples (windows short
+enough to stay linear on a chaotic system), and theta = (s, o, beta). Each
+metabolite's residuals are weighted by its own noise variance, estimated from
+the record (the rough part a local cubic leaves), readings at zero (censored)
+are left out.
+
+theta and the starts are fitted by Levenberg-Marquardt from stage 1's
+equation-error estimates: per pass, each window's sensitivities are propagated
+forward through the discrete variational equations, its start is eliminated by
+its Schur complement, and the reduced system gives the step of theta (the
+starts follow by back-substitution). The covariance of theta is the inverse of
+the reduced information, scaled by the residuals' weighted variance: at the
+optimum it is the Cramer-Rao bound of the fitted model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import linalg
+from scipy.signal import savgol_filter
+
+from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+from sysid.stage1.residuals import MAD_TO_SD, NOISE_FILTER_LENGTH
+from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, substrate_colouring
+
+log = logging.getLogger(__name__)
+DAMPING = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # Levenberg-Marquardt damping, relative to the diagonal
+TOLERANCE = 5e-3  # relative decrease of the weighted cost below which a window length's passes stop
+PASSES = 4  # at most this many passes per window length
+MAX_RMS = 1.5  # a fit whose weighted rms residual is above this many noise sds has not converged: not used
+
+
+@dataclass(frozen=True, eq=False)
+class Corrected:
+    """Parameters of the corrected frozen model: per-metabolite slope and offset, per-reaction scale."""
+
+    slope: np.ndarray
+    offset: np.ndarray
+    scale: np.ndarray
+
+    def vector(self) -> np.ndarray:
+        return np.concatenate([self.slope, self.offset, self.scale])
+
+    def stepped(self, delta: np.ndarray) -> Corrected:
+        """One step in (slope, offset, log scale) to first order: the scales stay positive."""
+        n = len(self.slope)
+        return Corrected(self.slope + delta[:n], self.offset + delta[n : 2 * n],
+                         self.scale * np.maximum(1.0 + delta[2 * n :], MIN_SCALE))
+
+
+def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Corrected, *, window: int,
+                         substeps: int, delta_t: float, sensitivities: bool = True
+                         ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Simulate the corrected frozen model from each window's start x (B, M) over ``window`` recorded samples.
+
+    Yields (k, state (B, M), d state / d (slope, offset, scale, start) (B, M, 2M + J + M) or None) at every
+    recorded sample k = 0..window-1 of the windows. A state clamped at zero by a step has zero sensitivity."""
+    S = model.network().S.astype(np.float64)
+    n_met, n_rxn = S.shape
+    n_par = 2 * n_met + n_rxn
+    colour = substrate_colouring(model.network().substrates)
+    h = delta_t / substeps
+    x = np.array(starts, np.float64)
+    sens = None
+    if sensitivities:
+        sens = np.zeros((len(x), n_met, n_par + n_met))
+        sens[:, :, n_par:] = np.eye(n_met)
+    diag = np.arange(n_met)
+    yield 0, x, sens
+    for step in range((window - 1) * substeps):
+        v, dv, _ = rates_and_jacobian(model, x, colour, sensitivities)
+        vs = v * params.scale
+        if sens is not None:
+            jac = S @ (dv.astype(np.float64) * params.scale[None, :, None])
+            jac[:, diag, diag] += params.slope
+            sens = sens + h * torch.bmm(torch.from_numpy(jac), torch.from_numpy(sens)).numpy()
+            sens[:, diag, diag] += h * x  # the direct effect of each parameter on this step
+            sens[:, diag, n_met + diag] += h
+            sens[:, :, 2 * n_met : n_par] += h * S[None] * vs[:, None, :]
+        x = x + h * (vs @ S.T + params.slope * x + params.offset)
+        clamped = x < 0.0
+        x[clamped] = 0.0
+        if sens is not None:
+            sens[clamped] = 0.0
+        if (step + 1) % substeps == 0:
+            yield (step + 1) // substeps, x, sens
+
+
+def metabolite_noise(concentrations: np.ndarray) -> np.ndarray:
+    """Each metabolite's measurement-noise sd: robust scale of what a local cubic fit leaves over (its
+    positive readings only: readings cut at zero are censored)."""
+    n = NOISE_FILTER_LENGTH
+    c = concentrations.astype(np.float64)
+    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
+    rough = np.where(c[n:-n] > 0, rough, np.nan)
+    centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]
+    with np.errstate(all="ignore"):
+        sd = MAD_TO_SD * np.nanmedian(np.abs(rough), axis=0) / np.sqrt(1.0 - centre_weight)
+    floor = 1e-3 * max(float(np.nanmedian(sd)), 1e-12)
+    return np.where(np.isfinite(sd), np.maximum(sd, floor), floor)
+
+
+def output_error_starts(n_frames: int, window: int, experiment_starts=(0,)) -> np.ndarray:
+    """First sample of each window of ``window`` recorded samples, windows inside one experiment, not
+    sharing samples."""
+    bounds = [*experiment_starts, n_frames + 1]
+    return np.concatenate([np.arange(s, e - window + 1, window)
+                           for s, e in zip(bounds[:-1], bounds[1:], strict=True)]).astype(np.int64)
+
+
+class OutputErrorRegression:
+    """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
+
+    ``fit`` sets ``slope_``, ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite,
+    2x2), ``slope_se_``, ``offset_se_``, ``noise_sd_`` (per metabolite), ``rms_`` (weighted, 1 when the
+    residuals are as large as the noise), ``n_rows_``, ``quadratic_`` and ``collinear_`` (none), and, for the
+    detectability report, ``design_matrix_`` (a square root of the reduced information, whose column cosines
+    are those of the information), ``slope_cols_`` and ``reaction_cols_``; ``params_`` (the fitted
+    :class:`Corrected`) and ``states_`` (the record with each window replaced by its fitted trajectory), from
+    which a fit over longer windows starts.
+    """
+
+    def __init__(self, *, window: int, substeps: int = 1, n_iterations: int = PASSES):
+        self.window = window
+        self.substeps = substeps
+        self.n_iterations = n_iterations
+
+    def fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None = None
+            ) -> OutputErrorRegression:
+        y = data.concentrations.astype(np.float64)
+        first = output_error_starts(data.n_frames, self.window, data.experiment_starts)
+        observed = y[first[:, None] + np.arange(self.window)[None, :]]  # (B, window, M)
+        weight = np.where(observed > 0, 1.0 / metabolite_noise(y) ** 2, 0.0)
+        params, x0 = start, (y if states is None else states)[first].copy()
+        info, grad, cost = self._pass(data, model, params, x0, observed, weight)
+        level = 0  # the damping of the last accepted step; each pass tries one level less first
+        for it in range(self.n_iterations):
+            for mu_index in range(max(level - 1, 0), len(DAMPING)):
+                trial, t_x0 = self._step(params, x0, info, grad, DAMPING[mu_index])
+                t_cost = self._pass(data, model, trial, t_x0, observed, weight, sensitivities=False)[2]
+                if t_cost < cost:
+                    break
+            else:
+                break
+            level = mu_index
+            params, x0 = trial, t_x0
+            info, grad, new_cost = self._pass(data, model, params, x0, observed, weight)
+            log.info("stage 1 output error, pass %d: weighted cost %.6g (damping %g)", it + 1, new_cost,
+                     DAMPING[level])
+            done = cost - new_cost < TOLERANCE * cost
+            cost = new_cost
+            if done:
+                break
+        self._finish(params, info, cost, int((weight > 0).sum()), y)
+        self.states_ = y.copy()
+        for k, x, _ in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
+                                            delta_t=data.delta_t, sensitivities=False):
+            self.states_[first + k] = x
+        self.params_ = params
+        return self
+
+    def _pass(self, data, model, params: Corrected, x0, observed, weight, sensitivities: bool = True):
+        """Weighted cost of the windows from starts x0 and, with ``sensitivities``, each window's information
+        (B, P + M, P + M) and gradient J^T W r (B, P + M)."""
+        info = grad = None
+        cost = 0.0
+        for k, x, sens in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
+                                               delta_t=data.delta_t, sensitivities=sensitivities):
+            r, w = observed[:, k] - x, weight[:, k]
+            cost += float(np.sum(w * r**2))
+            if sens is None:
+                continue
+            # J^T W J in float32 (torch: batched and threaded); the gradient in float64
+            root = torch.from_numpy((sens * np.sqrt(w)[:, :, None]).astype(np.float32))
+            if info is None:
+                info, grad = torch.zeros((len(x), sens.shape[2], sens.shape[2])), np.zeros((len(x), sens.shape[2]))
+            info.baddbmm_(root.transpose(1, 2), root)
+            grad += np.einsum("bmp,bm->bp", sens, w * r)
+        return (None if info is None else info.double().numpy()), grad, cost
+
+    def _step(self, params: Corrected, x0, info, grad, damping: float):
+        """Damped Gauss-Newton step: the starts eliminated per window, theta solved, the starts back-substituted."""
+        n_par = len(params.vector())
+        reduced, rhs, parts = _eliminate_starts(info, grad, n_par, damping)
+        diag = np.sqrt(np.maximum(np.diag(reduced), 1e-300))
+        scaled = reduced / diag[:, None] / diag[None, :] + damping * np.eye(n_par)
+        delta = linalg.solve(scaled, rhs / diag, assume_a="pos") / diag
+        x_step = np.stack([dg - db @ delta for db, dg in parts])
+        return params.stepped(delta), np.maximum(x0 + x_step, 0.0)
+
+    def _finish(self, params: Corrected, info, cost: float, n_rows: int, y: np.ndarray) -> None:
+        n_met = len(params.slope)
+        n_par = len(params.vector())
+        reduced, _, _ = _eliminate_starts(info, np.zeros(info.shape[:2]), n_par, 0.0)
+        dof = max(n_rows - n_par - info.shape[0] * n_met, 1)
+        cov = _scaled_inverse(reduced) * cost / dof
+        idx = np.arange(n_met)
+        pairs = np.stack([idx, idx + n_met], axis=1)
+        self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
+        self.cov_ = self.joint_cov_ = cov[pairs[:, :, None], pairs[:, None, :]]
+        self.slope_se_, self.offset_se_ = np.sqrt(self.cov_[:, 0, 0]), np.sqrt(self.cov_[:, 1, 1])
+        self.noise_sd_ = metabolite_noise(y)
+        self.rms_ = float(np.sqrt(cost / max(n_rows, 1)))
+        self.n_rows_ = n_rows
+        self.quadratic_ = np.zeros(n_met, bool)
+        self.collinear_ = np.zeros(n_par - 2 * n_met, bool)
+        evals, evecs = linalg.eigh(reduced)
+        self.design_matrix_ = np.sqrt(np.maximum(evals, 0.0))[:, None] * evecs.T
+        self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, n_par)
+
+
+def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: float):
+    """Sum over windows of the Schur complements of the starts' blocks (damped by ``damping`` times their
+    diagonal), the reduced right-hand side, and per window (D^-1 B^T, D^-1 g_x) for back-substitution."""
+    reduced, rhs, parts = np.zeros((n_par, n_par)), np.zeros(n_par), []
+    for block, g in zip(info, grad, strict=True):
+        a, b, d = block[:n_par, :n_par], block[:n_par, n_par:], block[n_par:, n_par:]
+        d = d + np.diag(damping * np.diag(d) + 1e-12 * max(float(np.trace(d)), 1e-300) / len(d))
+        solved = linalg.solve(d, np.column_stack([b.T, g[n_par:]]), assume_a="pos")
+        reduced += a - b @ solved[:, :-1]
+        rhs += g[:n_par] - b @ solved[:, -1]
+        parts.append((solved[:, :-1], solved[:, -1]))
+    return reduced, rhs, parts
+
+
+def _scaled_inverse(matrix: np.ndarray) -> np.ndarray:
+    d = np.sqrt(np.maximum(np.diag(matrix), 1e-300))
+    return linalg.pinvh(matrix / d[:, None] / d[None, :]) / d[:, None] / d[None, :]
+
+
+def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,
+                           windows: tuple[int, ...]) -> OutputErrorRegression | None:
+    """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
+    window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
+    the one before, so the longer windows start inside their region of convergence). None, with a warning,
+    when the last fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands."""
+    params, states = Corrected(slope.copy(), offset.copy(), np.ones(data.network.n_reactions)), None
+    fit = None
+    for window in windows:
+        if output_error_starts(data.n_frames, window, data.experiment_starts).size < 2:
+            break
+        fit = OutputErrorRegression(window=window).fit(data, model, params, states)
+        params, states = fit.params_, fit.states_
+        log.info("stage 1 output error over windows of %d samples: weighted rms %.3g noise sds", window, fit.rms_)
+    if fit is None or not np.isfinite(fit.rms_) or fit.rms_ > MAX_RMS:
+        log.warning("stage 1: the output-error fit did not converge (weighted rms %s noise sds); the equation-error "
+                    "answer is kept", "n/a" if fit is None else f"{fit.rms_:.3g}")
+        return None
+    return fit
