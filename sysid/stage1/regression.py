@@ -72,8 +72,7 @@ class HomeostasisRegression:
     """Joint windowed regression of the frozen model's residuals (scikit-learn style).
 
     ``fit`` sets ``slope_``, ``offset_``, ``slope_se_``, ``offset_se_``,
-    ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``, ``rate_factor_`` (all the
-    corrections of each reaction as one multiplier, see :func:`rate_factor`),
+    ``reaction_scale_`` (multiplicative correction per reaction), ``shape_coef_``,
     ``shape_names_``, ``inflation_`` ((n, 2): how much the frozen-model corrections inflate each slope's and
     offset's variance), ``joint_cov_`` (the per-metabolite covariance so inflated) and
     the final design (``design_matrix_``, ``slope_cols_``, ``reaction_cols_``).
@@ -163,12 +162,6 @@ class HomeostasisRegression:
         self.rows_met_, self.rows_win_, self.starts_, self.met_weights_ = (design.rows_met, design.rows_win,
                                                                           res.starts, weights)
         self.reaction_scale_, self.shape_coef_ = step(state, design, coef, 1.0)
-        corrected = frozen.rates * self.reaction_scale_ * np.exp(np.minimum(feats.values @ self.shape_coef_,
-                                                                            MAX_LOG_CORRECTION))
-        if monomials is not None:
-            mass_action = slice(design.shape_cols.stop, design.shape_cols.stop + S.shape[1])
-            corrected = corrected + coef[mass_action] * monomials
-        self.rate_factor_ = rate_factor(frozen.rates, corrected)
         self.shape_names_ = feats.names
         self.design_matrix_, self.slope_cols_, self.reaction_cols_ = design.X, design.slope_cols, design.reaction_cols
         self.rms_ = rms
@@ -207,13 +200,6 @@ class HomeostasisRegression:
             self.cov_[i] = np.asarray(fit.cov_params())
             self.law_residual_[rows] = fit.resid
             self.quadratic_[i] = needs_quadratic(theta, clean[rows], self.sindy_threshold)
-
-
-def rate_factor(rates: np.ndarray, corrected: np.ndarray) -> np.ndarray:
-    """Per reaction, the one factor that best turns the frozen rates into the corrected ones (least squares over
-    the frames; 1 for a reaction that never runs): what the corrections amount to as a rate multiplier."""
-    num, den = np.sum(corrected * rates, axis=0), np.sum(rates**2, axis=0)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
 
 
 def _with_curve_columns(design: Design, curves: np.ndarray, starts: np.ndarray, reg: HomeostasisRegression,
