@@ -252,7 +252,9 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
     window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
     the one before, so the longer windows start inside their region of convergence). None, with a warning,
     when the last fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands."""
-    params, states = Corrected(slope.copy(), offset.copy(), np.ones(data.network.n_reactions)), None
+    # a metabolite stage 1 could not fit (NaN) starts without homeostasis
+    params = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
+    states = None
     fit = None
     for window in windows:
         if output_error_starts(data.n_frames, window, data.experiment_starts).size < 2:
