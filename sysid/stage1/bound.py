@@ -32,6 +32,7 @@ from scipy import linalg
 
 from sysid.model import MetabolismModel
 from sysid.stage1.output_error import Corrected, output_error_starts, window_sensitivities
+from sysid.stage1.shooting import scaled_pseudo_inverse
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +89,7 @@ def _bound(info: np.ndarray, n_par: int, n_met: int) -> SlopeBound:
     for block in info:
         a, b, d = block[:n_par, :n_par], block[:n_par, n_par:], block[n_par:, n_par:]
         total += a - b @ linalg.pinvh(d) @ b.T
-    scaling = np.sqrt(np.maximum(np.diag(total), 1e-300))
-    cov = linalg.pinvh(total / scaling[:, None] / scaling[None, :]) / scaling[:, None] / scaling[None, :]
+    cov = scaled_pseudo_inverse(total)
     keep = cov[: 2 * n_met, : 2 * n_met]
     diag = np.sqrt(np.maximum(np.diag(keep), 0.0))
     return SlopeBound(diag[:n_met], diag[n_met:], keep)

@@ -118,7 +118,8 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     if bad.any():
         raise SysidInputError(f"the frozen model gives non-finite rates for {bad.sum()} reactions (first: "
                               f"{int(np.argmax(bad))}) on these data: use a frozen model valid over the data's range")
-    if measurable_noise(relative_noise(data.concentrations, noise), cfg) and isinstance(model, MetabolismModel):
+    noisy = measurable_noise(relative_noise(data.concentrations, noise), cfg)
+    if noisy and isinstance(model, MetabolismModel):
         # noisy states: the rates' curvature bias comes out (sysid/stage1/noise_bias.py)
         log.info("stage 1: frozen rates corrected for their second-order bias at noise sd %.3g", noise)
         frozen = debiased(frozen, model, data.concentrations, np.full(data.n_metabolites, noise), data.network)
@@ -152,7 +153,7 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     identified = ~collinear & ~misfit.flagged & ~imprecise_slope & (not misfit.misfit)
     result = _group(reg, identified, frozen, window, cfg, seed, model, misfit, data,
                     refit=lambda curves: regression().fit(data, frozen, curves=curves))
-    if not _uses_output_error(data, model, cfg, result):
+    if not _uses_output_error(data, model, cfg, result, noisy):
         return result
     assert isinstance(model, MetabolismModel)  # _uses_output_error says so
     refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows)
@@ -162,11 +163,11 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     return _group(refined, identified, frozen, window, cfg, seed, model, misfit, data)  # lines only
 
 
-def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, result: Stage1Result) -> bool:
+def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, result: Stage1Result,
+                       noisy: bool) -> bool:
     """Output error follows on a noisy Euler-stepped record of a MetabolismGraph model whose groups stage 1 found
     linear (it fits lines; a curved law found by stage 1 keeps stage 1's answer)."""
     curved = result.fit.curves is not None and any(c.form != "linear" for c in result.fit.curves)
-    noisy = measurable_noise(relative_noise(data.concentrations), cfg)
     return (bool(cfg.output_error_windows) and noisy and data.euler_steps and not curved
             and isinstance(model, MetabolismModel))
 

@@ -34,12 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy import linalg
-from scipy.signal import savgol_filter
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.residuals import MAD_TO_SD, NOISE_FILTER_LENGTH
-from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, substrate_colouring
+from sysid.stage1.residuals import metabolite_noise
+from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, scaled_pseudo_inverse, substrate_colouring
 
 log = logging.getLogger(__name__)
 DAMPING = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # Levenberg-Marquardt damping, relative to the diagonal
@@ -104,20 +103,6 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
             yield (step + 1) // substeps, x, sens
 
 
-def metabolite_noise(concentrations: np.ndarray) -> np.ndarray:
-    """Each metabolite's measurement-noise sd: robust scale of what a local cubic fit leaves over (its
-    positive readings only: readings cut at zero are censored)."""
-    n = NOISE_FILTER_LENGTH
-    c = concentrations.astype(np.float64)
-    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
-    rough = np.where(c[n:-n] > 0, rough, np.nan)
-    centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]
-    with np.errstate(all="ignore"):
-        sd = MAD_TO_SD * np.nanmedian(np.abs(rough), axis=0) / np.sqrt(1.0 - centre_weight)
-    floor = 1e-3 * max(float(np.nanmedian(sd)), 1e-12)
-    return np.where(np.isfinite(sd), np.maximum(sd, floor), floor)
-
-
 def output_error_starts(n_frames: int, window: int, experiment_starts=(0,)) -> np.ndarray:
     """First sample of each window of ``window`` recorded samples, windows inside one experiment, not
     sharing samples."""
@@ -130,7 +115,7 @@ class OutputErrorRegression:
     """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
 
     ``fit`` sets ``slope_``, ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite,
-    2x2), ``slope_se_``, ``offset_se_``, ``noise_sd_`` (per metabolite), ``rms_`` (weighted, 1 when the
+    2x2), ``slope_se_``, ``offset_se_``, ``rms_`` (weighted, 1 when the
     residuals are as large as the noise), ``n_rows_``, ``quadratic_`` and ``collinear_`` (none), and, for the
     detectability report, ``design_matrix_`` (a square root of the reduced information, whose column cosines
     are those of the information), ``slope_cols_`` and ``reaction_cols_``; ``params_`` (the fitted
@@ -169,7 +154,7 @@ class OutputErrorRegression:
             cost = new_cost
             if done:
                 break
-        self._finish(params, info, cost, int((weight > 0).sum()), y)
+        self._finish(params, info, cost, int((weight > 0).sum()))
         self.states_ = y.copy()
         for k, x, _ in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
                                             delta_t=data.delta_t, sensitivities=False):
@@ -206,18 +191,17 @@ class OutputErrorRegression:
         x_step = np.stack([dg - db @ delta for db, dg in parts])
         return params.stepped(delta), np.maximum(x0 + x_step, 0.0)
 
-    def _finish(self, params: Corrected, info, cost: float, n_rows: int, y: np.ndarray) -> None:
+    def _finish(self, params: Corrected, info, cost: float, n_rows: int) -> None:
         n_met = len(params.slope)
         n_par = len(params.vector())
         reduced, _, _ = _eliminate_starts(info, np.zeros(info.shape[:2]), n_par, 0.0)
         dof = max(n_rows - n_par - info.shape[0] * n_met, 1)
-        cov = _scaled_inverse(reduced) * cost / dof
+        cov = scaled_pseudo_inverse(reduced) * cost / dof
         idx = np.arange(n_met)
         pairs = np.stack([idx, idx + n_met], axis=1)
         self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
         self.cov_ = self.joint_cov_ = cov[pairs[:, :, None], pairs[:, None, :]]
         self.slope_se_, self.offset_se_ = np.sqrt(self.cov_[:, 0, 0]), np.sqrt(self.cov_[:, 1, 1])
-        self.noise_sd_ = metabolite_noise(y)
         self.rms_ = float(np.sqrt(cost / max(n_rows, 1)))
         self.n_rows_ = n_rows
         self.quadratic_ = np.zeros(n_met, bool)
@@ -239,11 +223,6 @@ def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: f
         rhs += g[:n_par] - b @ solved[:, -1]
         parts.append((solved[:, :-1], solved[:, -1]))
     return reduced, rhs, parts
-
-
-def _scaled_inverse(matrix: np.ndarray) -> np.ndarray:
-    d = np.sqrt(np.maximum(np.diag(matrix), 1e-300))
-    return linalg.pinvh(matrix / d[:, None] / d[None, :]) / d[:, None] / d[None, :]
 
 
 def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,

@@ -78,15 +78,33 @@ def evaluate_frozen(model: FrozenModel, concentrations: np.ndarray, times: np.nd
     return FrozenEvaluation(torch.cat(rates).numpy(), torch.cat(aggs).numpy(), torch.cat(reaction).numpy())
 
 
+def _roughness(c: np.ndarray) -> tuple[np.ndarray, float]:
+    """What a local cubic fit leaves over of each series (frames away from the ends), and sqrt(1 - w), w the
+    filter's weight on the centre frame: the filter keeps part of the noise, the rough part is that much smaller."""
+    n = NOISE_FILTER_LENGTH
+    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
+    centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]
+    return rough, float(np.sqrt(1.0 - centre_weight))
+
+
 def estimate_noise(concentrations: np.ndarray) -> float:
     """Measurement-noise sd of the concentrations: robust scale of what a local cubic fit leaves over."""
-    n = NOISE_FILTER_LENGTH
-    if len(concentrations) < 3 * n:
+    if len(concentrations) < 3 * NOISE_FILTER_LENGTH:
         return 0.0
+    rough, kept = _roughness(concentrations.astype(np.float64))
+    return float(MAD_TO_SD * np.median(np.abs(rough)) / kept)
+
+
+def metabolite_noise(concentrations: np.ndarray) -> np.ndarray:
+    """Each metabolite's measurement-noise sd, as :func:`estimate_noise` per column, from its positive readings
+    only (readings cut at zero are censored); floored at 1e-3 of the median."""
+    n = NOISE_FILTER_LENGTH
     c = concentrations.astype(np.float64)
-    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
-    centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]  # the filter keeps part of the noise
-    return float(MAD_TO_SD * np.median(np.abs(rough)) / np.sqrt(1.0 - centre_weight))
+    rough, kept = _roughness(c)
+    with np.errstate(all="ignore"):
+        sd = MAD_TO_SD * np.nanmedian(np.abs(np.where(c[n:-n] > 0, rough, np.nan)), axis=0) / kept
+    floor = 1e-3 * max(float(np.nanmedian(sd)), 1e-12)
+    return np.where(np.isfinite(sd), np.maximum(sd, floor), floor)
 
 
 def integral_form(concentrations: np.ndarray, cfg: Stage1Config, noise_sd: float | None = None) -> tuple[int, int]:

@@ -200,7 +200,7 @@ class ShootingRegression:
         rows, w = X[valid], (1.0 / var)[np.nonzero(valid)[1]]
         n_rows, n_par = rows.shape
         info = rows.T @ (rows * w[:, None]) * n_rows / max(n_rows - n_par, 1)
-        cov = _pseudo_inverse(info)
+        cov = scaled_pseudo_inverse(info)
         idx = np.arange(n_met)
         pairs = np.stack([idx, idx + n_met], axis=1)  # (slope, offset) columns of each metabolite
         self.cov_ = cov[pairs[:, :, None], pairs[:, None, :]]
@@ -246,7 +246,8 @@ def interval_starts(n_frames: int, span: int, experiment_starts=(0,)) -> np.ndar
     return np.concatenate([np.arange(s, e - span, span) for s, e in zip(bounds[:-1], bounds[1:], strict=True)])
 
 
-def _pseudo_inverse(info: np.ndarray) -> np.ndarray:
+def scaled_pseudo_inverse(info: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of a symmetric information matrix, computed on its unit-diagonal scaling."""
     d = np.sqrt(np.maximum(np.diag(info), 1e-300))
     return linalg.pinvh(info / d[:, None] / d[None, :]) / d[:, None] / d[None, :]
 
