@@ -45,6 +45,7 @@ DAMPING = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # Levenberg-Marquardt damping, re
 TOLERANCE = 5e-3  # relative decrease of the weighted cost below which a window length's passes stop
 PASSES = 4  # at most this many passes per window length
 MAX_RMS = 1.5  # a fit whose weighted rms residual is above this many noise sds has not converged: not used
+HELD_OUT_EVERY = 5  # every 5th block of the longest windows is held out to compare the answer with stage 1's
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,15 +67,16 @@ class Corrected:
 
 
 def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Corrected, *, window: int,
-                         substeps: int, delta_t: float, sensitivities: bool = True
+                         substeps: int, delta_t: float, sensitivities: bool = True, parameters: bool = True
                          ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Simulate the corrected frozen model from each window's start x (B, M) over ``window`` recorded samples.
 
     Yields (k, state (B, M), d state / d (slope, offset, scale, start) (B, M, 2M + J + M) or None) at every
-    recorded sample k = 0..window-1 of the windows. A state clamped at zero by a step has zero sensitivity."""
+    recorded sample k = 0..window-1 of the windows; without ``parameters``, d state / d start (B, M, M) alone.
+    A state clamped at zero by a step has zero sensitivity."""
     S = model.network().S.astype(np.float64)
     n_met, n_rxn = S.shape
-    n_par = 2 * n_met + n_rxn
+    n_par = 2 * n_met + n_rxn if parameters else 0
     colour = substrate_colouring(model.network().substrates)
     h = delta_t / substeps
     x = np.array(starts, np.float64)
@@ -91,9 +93,10 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
             jac = S @ (dv.astype(np.float64) * params.scale[None, :, None])
             jac[:, diag, diag] += params.slope
             sens = sens + h * torch.bmm(torch.from_numpy(jac), torch.from_numpy(sens)).numpy()
-            sens[:, diag, diag] += h * x  # the direct effect of each parameter on this step
-            sens[:, diag, n_met + diag] += h
-            sens[:, :, 2 * n_met : n_par] += h * S[None] * vs[:, None, :]
+            if parameters:  # the direct effect of each parameter on this step
+                sens[:, diag, diag] += h * x
+                sens[:, diag, n_met + diag] += h
+                sens[:, :, 2 * n_met : n_par] += h * S[None] * vs[:, None, :]
         x = x + h * (vs @ S.T + params.slope * x + params.offset)
         clamped = x < 0.0
         x[clamped] = 0.0
@@ -103,35 +106,56 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
             yield (step + 1) // substeps, x, sens
 
 
-def output_error_starts(n_frames: int, window: int, experiment_starts=(0,)) -> np.ndarray:
+def output_error_starts(n_frames: int, window: int, experiment_starts=(0,), use: np.ndarray | None = None
+                        ) -> np.ndarray:
     """First sample of each window of ``window`` recorded samples, windows inside one experiment, not
-    sharing samples."""
+    sharing samples; with ``use`` (per sample), only the windows whose samples it allows."""
     bounds = [*experiment_starts, n_frames + 1]
-    return np.concatenate([np.arange(s, e - window + 1, window)
-                           for s, e in zip(bounds[:-1], bounds[1:], strict=True)]).astype(np.int64)
+    first = np.concatenate([np.arange(s, e - window + 1, window)
+                            for s, e in zip(bounds[:-1], bounds[1:], strict=True)]).astype(np.int64)
+    if use is None:
+        return first
+    return first[use[first[:, None] + np.arange(window)[None, :]].all(axis=1)]
+
+
+def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.ndarray | None:
+    """Per recorded sample, whether it lies in a held-out block: every HELD_OUT_EVERY-th block of ``block``
+    samples of each experiment. None when too few blocks would be left on either side."""
+    bounds = [*experiment_starts, n_frames + 1]
+    index = np.concatenate([np.arange(e - s) // block for s, e in zip(bounds[:-1], bounds[1:], strict=True)])
+    held = index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+    enough = [output_error_starts(n_frames, block, experiment_starts, use).size >= 2 for use in (held, ~held)]
+    return held if all(enough) else None
 
 
 class OutputErrorRegression:
     """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
 
-    ``fit`` sets ``slope_``, ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite,
-    2x2), ``slope_se_``, ``offset_se_``, ``rms_`` (weighted, 1 when the
-    residuals are as large as the noise), ``n_rows_``, ``quadratic_`` and ``collinear_`` (none), and, for the
-    detectability report, ``design_matrix_`` (a square root of the reduced information, whose column cosines
-    are those of the information), ``slope_cols_`` and ``reaction_cols_``; ``params_`` (the fitted
+    ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales), ``scales`` (slopes and
+    offsets stay at the start's) or ``starts`` (nothing else). ``fit`` sets ``cost_`` (weighted sum of squares),
+    ``rms_`` (weighted, 1 when the residuals are as large as the noise), ``n_rows_``, ``params_`` (the fitted
     :class:`Corrected`) and ``states_`` (the record with each window replaced by its fitted trajectory), from
-    which a fit over longer windows starts.
+    which a fit over longer windows starts. With ``free="all"`` also ``slope_``, ``offset_``,
+    ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``slope_se_``, ``offset_se_``,
+    ``quadratic_`` and ``collinear_`` (none), and, for the detectability report, ``design_matrix_`` (a square
+    root of the reduced information, whose column cosines are those of the information), ``slope_cols_`` and
+    ``reaction_cols_``.
     """
 
-    def __init__(self, *, window: int, substeps: int = 1, n_iterations: int = PASSES):
+    def __init__(self, *, window: int, substeps: int = 1, n_iterations: int = PASSES, free: str = "all"):
+        if free not in ("all", "scales", "starts"):
+            raise ValueError(f"free must be all, scales or starts, not {free!r}")
         self.window = window
         self.substeps = substeps
         self.n_iterations = n_iterations
+        self.free = free
 
-    def fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None = None
-            ) -> OutputErrorRegression:
+    def fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None = None,
+            use: np.ndarray | None = None) -> OutputErrorRegression:
+        """Fit from parameters ``start`` and window starts read from ``states`` (default: the record), on the
+        windows whose samples ``use`` allows (default: all)."""
         y = data.concentrations.astype(np.float64)
-        first = output_error_starts(data.n_frames, self.window, data.experiment_starts)
+        first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
         observed = y[first[:, None] + np.arange(self.window)[None, :]]  # (B, window, M)
         weight = np.where(observed > 0, 1.0 / metabolite_noise(y) ** 2, 0.0)
         params, x0 = start, (y if states is None else states)[first].copy()
@@ -148,13 +172,16 @@ class OutputErrorRegression:
             level = mu_index
             params, x0 = trial, t_x0
             info, grad, new_cost = self._pass(data, model, params, x0, observed, weight)
-            log.info("stage 1 output error, pass %d: weighted cost %.6g (damping %g)", it + 1, new_cost,
-                     DAMPING[level])
+            log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, it + 1,
+                     new_cost, DAMPING[level])
             done = cost - new_cost < TOLERANCE * cost
             cost = new_cost
             if done:
                 break
-        self._finish(params, info, cost, int((weight > 0).sum()))
+        n_rows = int((weight > 0).sum())
+        self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(cost / max(n_rows, 1))), n_rows
+        if self.free == "all":
+            self._covariance(params, info, cost, n_rows)
         self.states_ = y.copy()
         for k, x, _ in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
                                             delta_t=data.delta_t, sensitivities=False):
@@ -164,11 +191,12 @@ class OutputErrorRegression:
 
     def _pass(self, data, model, params: Corrected, x0, observed, weight, sensitivities: bool = True):
         """Weighted cost of the windows from starts x0 and, with ``sensitivities``, each window's information
-        (B, P + M, P + M) and gradient J^T W r (B, P + M)."""
+        (B, P + M, P + M) and gradient J^T W r (B, P + M) (P = 0 with only the starts free)."""
         info = grad = None
         cost = 0.0
         for k, x, sens in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
-                                               delta_t=data.delta_t, sensitivities=sensitivities):
+                                               delta_t=data.delta_t, sensitivities=sensitivities,
+                                               parameters=self.free != "starts"):
             r, w = observed[:, k] - x, weight[:, k]
             cost += float(np.sum(w * r**2))
             if sens is None:
@@ -182,16 +210,22 @@ class OutputErrorRegression:
         return (None if info is None else info.double().numpy()), grad, cost
 
     def _step(self, params: Corrected, x0, info, grad, damping: float):
-        """Damped Gauss-Newton step: the starts eliminated per window, theta solved, the starts back-substituted."""
-        n_par = len(params.vector())
+        """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts
+        back-substituted."""
+        n_met = len(params.slope)
+        n_par = info.shape[1] - n_met  # parameter columns of the information (none with only the starts free)
         reduced, rhs, parts = _eliminate_starts(info, grad, n_par, damping)
-        diag = np.sqrt(np.maximum(np.diag(reduced), 1e-300))
-        scaled = reduced / diag[:, None] / diag[None, :] + damping * np.eye(n_par)
-        delta = linalg.solve(scaled, rhs / diag, assume_a="pos") / diag
+        free = np.arange(2 * n_met if self.free == "scales" else 0, n_par)
+        delta = np.zeros(n_par)
+        if free.size:
+            sub = reduced[np.ix_(free, free)]
+            diag = np.sqrt(np.maximum(np.diag(sub), 1e-300))
+            scaled = sub / diag[:, None] / diag[None, :] + damping * np.eye(free.size)
+            delta[free] = linalg.solve(scaled, rhs[free] / diag, assume_a="pos") / diag
         x_step = np.stack([dg - db @ delta for db, dg in parts])
-        return params.stepped(delta), np.maximum(x0 + x_step, 0.0)
+        return (params.stepped(delta) if n_par else params), np.maximum(x0 + x_step, 0.0)
 
-    def _finish(self, params: Corrected, info, cost: float, n_rows: int) -> None:
+    def _covariance(self, params: Corrected, info, cost: float, n_rows: int) -> None:
         n_met = len(params.slope)
         n_par = len(params.vector())
         reduced, _, _ = _eliminate_starts(info, np.zeros(info.shape[:2]), n_par, 0.0)
@@ -202,8 +236,6 @@ class OutputErrorRegression:
         self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
         self.cov_ = self.joint_cov_ = cov[pairs[:, :, None], pairs[:, None, :]]
         self.slope_se_, self.offset_se_ = np.sqrt(self.cov_[:, 0, 0]), np.sqrt(self.cov_[:, 1, 1])
-        self.rms_ = float(np.sqrt(cost / max(n_rows, 1)))
-        self.n_rows_ = n_rows
         self.quadratic_ = np.zeros(n_met, bool)
         self.collinear_ = np.zeros(n_par - 2 * n_met, bool)
         evals, evecs = linalg.eigh(reduced)
@@ -229,20 +261,63 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
                            windows: tuple[int, ...]) -> OutputErrorRegression | None:
     """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
     window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
-    the one before, so the longer windows start inside their region of convergence). None, with a warning,
-    when the last fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands."""
+    the one before, so the longer windows start inside their region of convergence).
+
+    Fitted first without the held-out blocks (:func:`held_out_samples`); there the two answers are compared
+    (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
+    on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
+    the fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands."""
     # a metabolite stage 1 could not fit (NaN) starts without homeostasis
-    params = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
-    states = None
-    fit = None
-    for window in windows:
-        if output_error_starts(data.n_frames, window, data.experiment_starts).size < 2:
-            break
-        fit = OutputErrorRegression(window=window).fit(data, model, params, states)
-        params, states = fit.params_, fit.states_
-        log.info("stage 1 output error over windows of %d samples: weighted rms %.3g noise sds", window, fit.rms_)
+    stage1 = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
+    held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
+    if held is None:
+        log.info("stage 1 output error: the record is too short to hold out blocks of %d samples; no comparison "
+                 "with stage 1's answer", max(windows))
+    fit = fit_continued(data, model, stage1, windows, use=None if held is None else ~held)
     if fit is None or not np.isfinite(fit.rms_) or fit.rms_ > MAX_RMS:
         log.warning("stage 1: the output-error fit did not converge (weighted rms %s noise sds); the equation-error "
                     "answer is kept", "n/a" if fit is None else f"{fit.rms_:.3g}")
         return None
+    if held is None:
+        return fit
+    ours, theirs = held_out_costs(data, model, fit, stage1, windows, held)
+    log.info("stage 1 held-out blocks (%d samples): weighted rms %.4g noise sds with the output-error answer, %.4g "
+             "with stage 1's", int(held.sum()), ours.rms_, theirs.rms_)
+    if theirs.cost_ < ours.cost_:
+        log.warning("stage 1: the equation-error answer predicts the held-out blocks better than the output-error "
+                    "fit (weighted rms %.4g against %.4g noise sds); it is kept", theirs.rms_, ours.rms_)
+        return None
+    states = np.where(held[:, None], ours.states_, fit.states_)
+    return OutputErrorRegression(window=fit.window, n_iterations=1).fit(data, model, fit.params_, states)
+
+
+def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, stage1: Corrected,
+                   windows: tuple[int, ...], held: np.ndarray
+                   ) -> tuple[OutputErrorRegression, OutputErrorRegression]:
+    """The held-out blocks' fits (only their windows' starts free) with the output error's parameters and with
+    stage 1's slopes and offsets; the latter with per-reaction scales of their own, fitted to the same windows
+    as ``fit`` over the same window lengths, from its states (the comparison is between the two answers, each
+    with its best frozen-model correction)."""
+    own = Corrected(stage1.slope, stage1.offset, fit.params_.scale)
+    scales = fit_continued(data, model, own, windows, use=~held, free="scales", states=fit.states_)
+    ours = fit_continued(data, model, fit.params_, windows, use=held, free="starts")
+    theirs = fit_continued(data, model, scales.params_ if scales is not None else own, windows, use=held, free="starts")
+    assert ours is not None and theirs is not None  # held_out_samples leaves them windows
+    return ours, theirs
+
+
+def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, windows: tuple[int, ...], *,
+               use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None
+               ) -> OutputErrorRegression | None:
+    """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
+    window starts read from ``states`` (default: the record); the last fit (None when not even the first length
+    leaves two windows)."""
+    fit = None
+    for window in windows:
+        if output_error_starts(data.n_frames, window, data.experiment_starts, use).size < 2:
+            break
+        fit = OutputErrorRegression(window=window, free=free).fit(data, model, params, states, use)
+        params, states = fit.params_, fit.states_
+        log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
+                 window, fit.rms_)
     return fit

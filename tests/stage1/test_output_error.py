@@ -3,6 +3,7 @@ to within standard errors that hold, and says when it has not converged."""
 
 import dataclasses
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,15 @@ from sysid.errors import SysidInputError
 from sysid.io.dataset import Dataset
 from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
-from sysid.stage1.output_error import MAX_RMS, refine_by_output_error
+from sysid.stage1 import output_error
+from sysid.stage1.output_error import (
+    MAX_RMS,
+    Corrected,
+    fit_continued,
+    held_out_costs,
+    held_out_samples,
+    refine_by_output_error,
+)
 
 REGIME = {"n_metabolites": 18, "n_reactions": 36, "n_frames": 600, "seed": 1}
 NOISE = 0.01
@@ -56,6 +65,44 @@ def test_output_error_that_does_not_fit_keeps_stage_1(noisy, caplog):
         assert refine_by_output_error(wrong, model, slope, offset, (10,)) is None
     assert "did not converge" in caplog.text
     assert MAX_RMS > 1  # the threshold sits above the noise level the converged fits reach
+
+
+def test_held_out_blocks_rank_the_answers(noisy):
+    """On the held-out blocks, the output-error fit (with its per-reaction scales) predicts better than slopes
+    and offsets 50% off, and those better than the slopes' signs flipped (each with scales of its own): the
+    comparison sees the weak terms."""
+    data, model, slope, offset = noisy
+    windows = (10,)
+    held = held_out_samples(data.n_frames, windows[-1])
+    assert held is not None and 0.15 < held.mean() < 0.25
+    rng = np.random.default_rng(1)
+    n_rxn = data.network.n_reactions
+    poor = Corrected(slope * (1 + 0.5 * rng.standard_normal(len(slope))),
+                     offset * (1 + 0.5 * rng.standard_normal(len(slope))), np.ones(n_rxn))
+    fit = fit_continued(data, model, poor, windows, use=~held)
+    ours, poorly = held_out_costs(data, model, fit, poor, windows, held)
+    _, flipped = held_out_costs(data, model, fit, Corrected(-slope, 0 * offset, np.ones(n_rxn)), windows, held)
+    assert ours.cost_ < poorly.cost_ < flipped.cost_  # rms, seeds 1-3: 0.93-0.96, +0.002-0.006, 1.08-1.10
+    assert ours.n_rows_ == poorly.n_rows_ == flipped.n_rows_ <= held.sum() * data.n_metabolites
+
+
+def test_stage_1_answer_kept_when_it_predicts_held_out_blocks_better(noisy, monkeypatch, caplog):
+    """The output-error fit converges, but stage 1's answer predicts the held-out blocks better: it stands."""
+    data, model, slope, offset = noisy
+
+    def stage1_wins(data, model, fit, stage1, windows, held):  # the comparison's outcome, forced
+        return SimpleNamespace(cost_=2.0, rms_=1.4), SimpleNamespace(cost_=1.0, rms_=1.0)
+
+    monkeypatch.setattr(output_error, "held_out_costs", stage1_wins)
+    with caplog.at_level(logging.WARNING, logger="sysid.stage1.output_error"):
+        assert refine_by_output_error(data, model, slope, offset, (10,)) is None
+    assert "predicts the held-out blocks better" in caplog.text
+
+
+def test_held_out_samples_need_blocks_on_both_sides():
+    assert held_out_samples(7 * 40, 40) is None  # one held-out block of 40 samples: no comparison
+    held = held_out_samples(2 * 5 * 40 - 1, 40, experiment_starts=(0, 200))  # two experiments of 200 samples
+    assert held is not None and held.sum() == 80 and held[160:200].all() and held[360:400].all()
 
 
 def test_output_error_windows_are_validated():
