@@ -29,18 +29,20 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
-    """Yield ``update(completed, total=None, **fields)``; fields (e.g. loss=...) are shown live."""
+def progress_bar(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """Yield ``update(completed, total=None, description=None, **fields)``; fields (e.g. loss=...) are shown
+    live. With ``total`` None the bar stays hidden until the first update (work that may not happen)."""
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
     ]
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
-        task = bar.add_task(description, total=total, info="")
+        task = bar.add_task(description, total=total, info="", visible=total is not None)
 
-        def update(completed: int, total: int | None = None, **fields: float) -> None:
+        def update(completed: int, total: int | None = None, description: str | None = None,
+                   **fields: float) -> None:
             info = "  ".join(f"{k} {v:.4g}" for k, v in fields.items())
-            bar.update(task, completed=completed, total=total, info=info)
+            bar.update(task, completed=completed, total=total, description=description, info=info, visible=True)
 
         yield update
 

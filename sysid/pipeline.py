@@ -94,9 +94,10 @@ def residuals_to_folder(data: Path, model: Path, out: Path, cfg: Config, *, forc
 
 def fit_to_folder(
     data: Path, model: Path, out: Path, cfg: Config, *, force: bool = False, refine_stage: bool = False,
-    progress: Callable[..., None] | None = None,
+    progress: Callable[..., None] | None = None, stage1_progress: Callable[..., None] | None = None,
 ) -> dict[str, float]:
-    """Stage 1 (and stage 2 with ``refine_stage``): fits.csv, groups.json, analysis.log, figures."""
+    """Stage 1 (and stage 2 with ``refine_stage``): fits.csv, groups.json, analysis.log, figures. ``progress``
+    follows the refine, ``stage1_progress`` stage 1's output-error fit (when it runs)."""
     check_writable(Path(out), force)
     if refine_stage:
         from sysid.stage2.refine import check_rollout_length, refine
@@ -109,7 +110,7 @@ def fit_to_folder(
         if stage2_model is None:  # an SBML frozen model: MLP_node and a on top of its rate laws
             stage2_model = SbmlNodeModel(net, cfg.graph_model, seed=cfg.training.seed)
             options = sbml_refine_options(options)
-    stage1 = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed)
+    stage1 = fit_stage1(dataset, net, cfg.sysid.stage1, seed=cfg.training.seed, progress=stage1_progress)
     fit = stage1.fit
     metrics: dict[str, float] = {}
     species_truth = load_species_truth(data) if truth is None else None

@@ -29,12 +29,17 @@ def command(
     torch.set_num_threads(1)
     cfg = load_config(config)
     data_dir, model_path = resolve_data(data, cfg), resolve_model(model)
-    if refine:
-        with progress_bar("refining", cfg.training.data_augmentation_loop) as update:
-            metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine_stage=True,
-                                    progress=update)
-    else:
-        metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force)
+    loops = cfg.training.data_augmentation_loop
+    with progress_bar("stage 1 output error", None) as update:  # one bar, shown when either stage reports
+
+        def stage1(done: int, total: int, **fields: float) -> None:
+            update(done, total=total, description="stage 1 output error", **fields)
+
+        def refining(step: int, **fields: float) -> None:
+            update(step, total=loops, description="refining", **fields)
+
+        metrics = fit_to_folder(data_dir, model_path, out, cfg, force=force, refine_stage=refine,
+                                progress=refining if refine else None, stage1_progress=stage1)
     for key, value in metrics.items():
         out_console.print(f"{key}: {value:.6g}")
     done(out)

@@ -51,12 +51,14 @@ class Stage1Result:
     detectability: Detectability
 
 
-def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0) -> Stage1Result:
-    """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels)."""
+def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0,
+               progress: Callable[..., None] | None = None) -> Stage1Result:
+    """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels). ``progress``
+    (done, total=..., **fields) follows the output-error fit, the one long part, when it runs."""
     if isinstance(model, MetabolismModel) and uses_shooting(data, model, cfg):
         result = _fit_sparse(data, model, cfg, seed)
     else:
-        result = _fit_windows(data, model, cfg, seed)
+        result = _fit_windows(data, model, cfg, seed, progress)
     if cfg.bound_window > 0 and isinstance(model, MetabolismModel):
         result = dataclasses.replace(result, detectability=_with_bound(result, data, model, cfg))
     return result
@@ -104,7 +106,8 @@ def _warn_misfit(misfit: MisfitReport, skip: np.ndarray, threshold: float) -> No
                     i, misfit.smooth[i], threshold)
 
 
-def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int) -> Stage1Result:
+def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int,
+                 progress: Callable[..., None] | None = None) -> Stage1Result:
     noise = estimate_noise(data.concentrations)
     window, ramp = integral_form(data.concentrations, cfg, noise)
     if window > max_window(data.n_frames, ramp):
@@ -156,7 +159,7 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     if not _uses_output_error(data, model, cfg, result, noisy):
         return result
     assert isinstance(model, MetabolismModel)  # _uses_output_error says so
-    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows)
+    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows, progress)
     if refined is None:
         return result
     identified = ~collinear & ~misfit.flagged & ~imprecise(refined.slope_se_, refined.slope_) & (not misfit.misfit)

@@ -28,7 +28,7 @@ optimum it is the Cramer-Rao bound of the fitted model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -258,7 +258,8 @@ def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: f
 
 
 def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,
-                           windows: tuple[int, ...]) -> OutputErrorRegression | None:
+                           windows: tuple[int, ...], progress: Callable[..., None] | None = None
+                           ) -> OutputErrorRegression | None:
     """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
     window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
     the one before, so the longer windows start inside their region of convergence).
@@ -266,21 +267,31 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
     Fitted first without the held-out blocks (:func:`held_out_samples`); there the two answers are compared
     (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
     on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
-    the fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands."""
+    the fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands. ``progress``
+    (done, total=..., rms=...) is told after each fit over one window length."""
+    held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
+    steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None))
+    try:
+        return _refine(data, model, slope, offset, windows, held, steps)
+    finally:
+        steps.finish()
+
+
+def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray, windows: tuple[int, ...],
+            held: np.ndarray | None, steps: _Steps) -> OutputErrorRegression | None:
     # a metabolite stage 1 could not fit (NaN) starts without homeostasis
     stage1 = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
-    held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
     if held is None:
         log.info("stage 1 output error: the record is too short to hold out blocks of %d samples; no comparison "
                  "with stage 1's answer", max(windows))
-    fit = fit_continued(data, model, stage1, windows, use=None if held is None else ~held)
+    fit = fit_continued(data, model, stage1, windows, use=None if held is None else ~held, step=steps)
     if fit is None or not np.isfinite(fit.rms_) or fit.rms_ > MAX_RMS:
         log.warning("stage 1: the output-error fit did not converge (weighted rms %s noise sds); the equation-error "
                     "answer is kept", "n/a" if fit is None else f"{fit.rms_:.3g}")
         return None
     if held is None:
         return fit
-    ours, theirs = held_out_costs(data, model, fit, stage1, windows, held)
+    ours, theirs = held_out_costs(data, model, fit, stage1, windows, held, step=steps)
     log.info("stage 1 held-out blocks (%d samples): weighted rms %.4g noise sds with the output-error answer, %.4g "
              "with stage 1's", int(held.sum()), ours.rms_, theirs.rms_)
     if theirs.cost_ < ours.cost_:
@@ -288,30 +299,33 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
                     "fit (weighted rms %.4g against %.4g noise sds); it is kept", theirs.rms_, ours.rms_)
         return None
     states = np.where(held[:, None], ours.states_, fit.states_)
-    return OutputErrorRegression(window=fit.window, n_iterations=1).fit(data, model, fit.params_, states)
+    final = OutputErrorRegression(window=fit.window, n_iterations=1).fit(data, model, fit.params_, states)
+    steps(final)
+    return final
 
 
 def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, stage1: Corrected,
-                   windows: tuple[int, ...], held: np.ndarray
-                   ) -> tuple[OutputErrorRegression, OutputErrorRegression]:
+                   windows: tuple[int, ...], held: np.ndarray, step: Callable[[OutputErrorRegression], None] | None
+                   = None) -> tuple[OutputErrorRegression, OutputErrorRegression]:
     """The held-out blocks' fits (only their windows' starts free) with the output error's parameters and with
     stage 1's slopes and offsets; the latter with per-reaction scales of their own, fitted to the same windows
     as ``fit`` over the same window lengths, from its states (the comparison is between the two answers, each
     with its best frozen-model correction)."""
     own = Corrected(stage1.slope, stage1.offset, fit.params_.scale)
-    scales = fit_continued(data, model, own, windows, use=~held, free="scales", states=fit.states_)
-    ours = fit_continued(data, model, fit.params_, windows, use=held, free="starts")
-    theirs = fit_continued(data, model, scales.params_ if scales is not None else own, windows, use=held, free="starts")
+    scales = fit_continued(data, model, own, windows, use=~held, free="scales", states=fit.states_, step=step)
+    ours = fit_continued(data, model, fit.params_, windows, use=held, free="starts", step=step)
+    theirs = fit_continued(data, model, scales.params_ if scales is not None else own, windows, use=held,
+                           free="starts", step=step)
     assert ours is not None and theirs is not None  # held_out_samples leaves them windows
     return ours, theirs
 
 
 def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, windows: tuple[int, ...], *,
-               use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None
-               ) -> OutputErrorRegression | None:
+               use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
+               step: Callable[[OutputErrorRegression], None] | None = None) -> OutputErrorRegression | None:
     """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
-    leaves two windows)."""
+    leaves two windows). ``step`` is called with each length's fit."""
     fit = None
     for window in windows:
         if output_error_starts(data.n_frames, window, data.experiment_starts, use).size < 2:
@@ -320,4 +334,22 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
         params, states = fit.params_, fit.states_
         log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
                  window, fit.rms_)
+        if step is not None:
+            step(fit)
     return fit
+
+
+class _Steps:
+    """Progress over the fits of :func:`refine_by_output_error`: ``progress(done, total=..., rms=...)``."""
+
+    def __init__(self, progress: Callable[..., None] | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, fit: OutputErrorRegression) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), total=self.total, rms=fit.rms_)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(self.total, total=self.total)

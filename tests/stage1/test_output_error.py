@@ -90,13 +90,16 @@ def test_stage_1_answer_kept_when_it_predicts_held_out_blocks_better(noisy, monk
     """The output-error fit converges, but stage 1's answer predicts the held-out blocks better: it stands."""
     data, model, slope, offset = noisy
 
-    def stage1_wins(data, model, fit, stage1, windows, held):  # the comparison's outcome, forced
+    def stage1_wins(data, model, fit, stage1, windows, held, step=None):  # the comparison's outcome, forced
         return SimpleNamespace(cost_=2.0, rms_=1.4), SimpleNamespace(cost_=1.0, rms_=1.0)
 
     monkeypatch.setattr(output_error, "held_out_costs", stage1_wins)
+    calls = []
     with caplog.at_level(logging.WARNING, logger="sysid.stage1.output_error"):
-        assert refine_by_output_error(data, model, slope, offset, (10,)) is None
+        assert refine_by_output_error(data, model, slope, offset, (10,), lambda *a, **k: calls.append((a, k))) is None
     assert "predicts the held-out blocks better" in caplog.text
+    # progress: the training fit (one length), then done; the forced comparison and the refit are not run
+    assert [(a[0], k["total"]) for a, k in calls] == [(1, 5), (5, 5)] and 0.8 < calls[0][1]["rms"] < 1.2
 
 
 def test_held_out_samples_need_blocks_on_both_sides():
