@@ -1,7 +1,7 @@
 """Stage 1 on noisy and sparse data against the Cramer-Rao bound (issue cases (a)-(d)).
 
     python benchmarks/noise_bench.py [--seeds 1,2,3,4,6] [--cases a,b,c,d] [--small] [--no-bound]
-                                     [--bound-cache DIR]
+                                     [--bound-cache DIR] [--bound-steps 100]
 
 Per case and seed: simulate (default regime unless --small), build the frozen
 model from the truth with log_k noise 0.1 (seed 1), run stage 1 end to end and
@@ -12,7 +12,7 @@ contain the true slope and offset, and of the per-group intervals (groups.json,
 slope and offset of each true type's majority group). The Cramer-Rao bound is computed at the
 truth (exact frozen model, true slopes, noise-free states) with the per-reaction
 rate multipliers and every window's start as nuisance parameters, on windows of
-100 integration steps (sysid.stage1.bound); it scales with the noise level, so
+``--bound-steps`` integration steps (default 100; sysid.stage1.bound); it scales with the noise level, so
 it is computed once per seed and record and scaled. Efficiency: the RMSE of the
 raw per-metabolite slopes over seeds divided by their bound (median and 90th
 percentile over metabolites; 1 is efficient), and the RMSE of the per-type mean
@@ -44,11 +44,11 @@ CASES = {  # record_every, noise level, noise kind, target ratio error
     "c": (10, 0.05, "relative", 0.10),
     "d": (1, 0.01, "absolute", 0.03),
 }
-BOUND_STEPS = 100  # integration steps per window of the bound
 SMALL = {"n_metabolites": 40, "n_reactions": 100}
 
 
-def run_case(case: str, seed: int, small: bool, bounds: dict | None, cache: Path | None = None) -> dict:
+def run_case(case: str, seed: int, small: bool, bounds: dict | None, cache: Path | None = None,
+             bound_steps: int = 100) -> dict:
     every, noise, kind, _ = CASES[case]
     cfg = Config().replace("simulation", seed=seed, record_every=every, **(SMALL if small else {}))
     sim = simulate(cfg.simulation, noise, noise_kind=kind)
@@ -78,14 +78,14 @@ def run_case(case: str, seed: int, small: bool, bounds: dict | None, cache: Path
         key = (seed, every, kind)
         if key not in bounds:
             try:
-                bounds[key] = _unit_bound(cfg, sim, slope, offset, every, kind, cache)
+                bounds[key] = _unit_bound(cfg, sim, slope, offset, every, kind, cache, bound_steps)
             except (ValueError, np.linalg.LinAlgError) as exc:  # no bound for this seed; its stage-1 row stays
                 bounds[key] = f"{type(exc).__name__}: {str(exc)[:60]}"
         b = bounds[key]
         if isinstance(b, str):
             out["bound_error"] = b
             return out
-        out["crb"] = noise * b.slope_sd
+        out["crb"], out["bound_steps"] = noise * b.slope_sd, bound_steps
         out["crb_type"] = noise * np.array([b.mean_slope_sd(t.types == k) for k in range(t.n_types)])
         out["crb_shared_rel"] = noise * b.shared_slope_sd(t.types) / np.abs(t.slopes())
         # the flag rule (slope se above 1/MIN_Z of the median |slope|) applied to the bound: no method resolves these
@@ -113,7 +113,7 @@ def _efficiency(rows: list[tuple[int, dict]], unbounded: list[str]) -> list[str]
 
     missing = f"; none for seeds {', '.join(unbounded)}" if unbounded else ""
     return [
-        f"Cramer-Rao bound ({len(rows)} seeds{missing}):",
+        f"Cramer-Rao bound, windows of {rows[0][1]['bound_steps']} steps ({len(rows)} seeds{missing}):",
         f"- metabolites whose bound alone fails the flag rule (slope sd > median |slope| / {MIN_Z:g}), per seed: "
         f"{beyond}",
         f"- per-metabolite slope sd / |slope|: median {rel:.4f} over seeds and metabolites",
@@ -126,10 +126,10 @@ def _efficiency(rows: list[tuple[int, dict]], unbounded: list[str]) -> list[str]
     ]
 
 
-def _unit_bound(cfg, sim, slope, offset, every: int, kind: str, cache: Path | None) -> SlopeBound:
+def _unit_bound(cfg, sim, slope, offset, every: int, kind: str, cache: Path | None, steps: int) -> SlopeBound:
     """The bound at noise level 1 for this seed and record (it scales with the level), read from ``cache``
     when it holds it (written there otherwise): it does not depend on stage 1, and takes a minute per seed."""
-    name = f"bound_n{cfg.simulation.n_metabolites}_seed{cfg.simulation.seed}_every{every}_{kind}.npz"
+    name = f"bound_n{cfg.simulation.n_metabolites}_seed{cfg.simulation.seed}_every{every}_{kind}_steps{steps}.npz"
     path = None if cache is None else cache / name
     if path is not None and path.exists():
         with np.load(path) as saved:
@@ -138,7 +138,7 @@ def _unit_bound(cfg, sim, slope, offset, every: int, kind: str, cache: Path | No
     exact = model_from_truth(sim.network, sim.truth.log_k, cfg.graph_model, log_k_noise=0.0, seed=1,
                              concentrations=clean.concentrations)
     bound = cramer_rao_bound(exact, clean.concentrations, clean.delta_t, slope=slope, offset=offset, noise_level=1.0,
-                             noise_kind=kind, window=BOUND_STEPS // every, substeps=every)
+                             noise_kind=kind, window=steps // every, substeps=every)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, slope_sd=bound.slope_sd, offset_sd=bound.offset_sd, covariance=bound.covariance)
@@ -157,10 +157,11 @@ def _group_coverage(fit, truth) -> float:
     return float(np.mean(hits))
 
 
-def run_or_fail(case: str, seed: int, small: bool, bounds: dict | None, cache: Path | None = None) -> dict:
+def run_or_fail(case: str, seed: int, small: bool, bounds: dict | None, cache: Path | None = None,
+                bound_steps: int = 100) -> dict:
     """A failed seed (the simulation diverges, stage 1 raises) is a row of the table too, counted as a miss."""
     try:
-        return run_case(case, seed, small, bounds, cache)
+        return run_case(case, seed, small, bounds, cache, bound_steps)
     except (SysidInputError, ValueError, np.linalg.LinAlgError) as exc:
         return {"error": f"{type(exc).__name__}: {str(exc)[:90]}"}
 
@@ -203,6 +204,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help=f"a smaller network ({SMALL})")
     parser.add_argument("--no-bound", action="store_true", help="skip the Cramer-Rao bound (coverage runs)")
     parser.add_argument("--bound-cache", type=Path, help="folder keeping each seed's bound between runs")
+    parser.add_argument("--bound-steps", type=int, default=100, help="integration steps per window of the bound")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     bounds: dict | None = None if args.no_bound else {}
@@ -211,7 +213,7 @@ def main() -> None:
     for case in args.cases.split(","):
         rows = []
         for seed in seeds:  # each seed's row as it comes, then the table
-            rows.append((seed, run_or_fail(case, seed, args.small, bounds, args.bound_cache)))
+            rows.append((seed, run_or_fail(case, seed, args.small, bounds, args.bound_cache, args.bound_steps)))
             print(f"case ({case}) seed {seed}: {summarise(case, rows[-1:])[4]}", flush=True)
         print("\n".join(summarise(case, rows)), flush=True)
 

@@ -105,8 +105,11 @@ class MetabolismModel(nn.Module):
 
     def aggregate(self, c: torch.Tensor) -> torch.Tensor:
         """agg_j: product (aggr 'mul') or sum ('add') of the substrate messages: (..., n_reactions)."""
-        msg = self.substrate_messages(c)
-        shape = (*c.shape[:-1], self.n_reactions)
+        return self.combine(self.substrate_messages(c))
+
+    def combine(self, msg: torch.Tensor) -> torch.Tensor:
+        """agg_j from the substrate messages (..., n_sub_edges) of :meth:`substrate_messages`."""
+        shape = (*msg.shape[:-1], self.n_reactions)
         if self.arch.aggr_type == "mul":
             log_msg = torch.log(msg.abs().clamp_min(LOG_FLOOR))
             return torch.exp(msg.new_zeros(shape).index_add(-1, self.rxn_sub, log_msg))

@@ -217,25 +217,25 @@ class ShootingRegression:
 
 @torch.no_grad()
 def rates_and_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray, jacobian: bool = True):
-    """Frozen rates v (B, J), dv/dc (B, J, M) float32 by one forward-mode pass per colour (None without
-    ``jacobian``), and aggregates (B, J), at states x (B, M)."""
+    """Frozen rates v (B, J), dv/dc (B, J, M) float32 (None without ``jacobian``), and aggregates (B, J), at
+    states x (B, M). Each substrate message depends on one concentration: one forward-mode pass through
+    MLP_sub gives every message's derivative, then one pass per colour through the (cheap) rest."""
     c = torch.as_tensor(x, dtype=model.dtype, device=model.device)
 
-    def forward(conc):
-        agg = model.aggregate(conc)
-        return model.rates(conc, model.rate_features(conc, agg)), agg
+    def from_messages(msg):
+        agg = model.combine(msg)
+        return model.rates(c, model.rate_features(c, agg)), agg
 
     if not jacobian:
-        v, agg = forward(c)
+        v, agg = from_messages(model.substrate_messages(c))
         return v.double().cpu().numpy(), None, agg.double().cpu().numpy()
+    msg, dmsg = torch.func.jvp(model.substrate_messages, (c,), (torch.ones_like(c),))  # type: ignore[misc]  # (output, tangent)
     dv = np.zeros((len(x), model.n_reactions, model.n_metabolites), np.float32)
     met, rxn = model.met_sub.cpu().numpy(), model.rxn_sub.cpu().numpy()
     for k in range(int(colour.max()) + 1):
-        members = colour == k
-        tangent = torch.as_tensor(np.broadcast_to(members, x.shape).astype(np.float64), dtype=model.dtype,
-                                  device=model.device)
-        (v, agg), (jvp, _) = torch.func.jvp(forward, (c,), (tangent,))  # type: ignore[misc]  # forward returns a pair
-        edges = members[met]
+        edges = colour[met] == k
+        tangent = dmsg * torch.as_tensor(edges, dtype=dmsg.dtype, device=dmsg.device)
+        (v, agg), (jvp, _) = torch.func.jvp(from_messages, (msg,), (tangent,))  # type: ignore[misc]  # a pair
         dv[:, rxn[edges], met[edges]] = jvp.float().cpu().numpy()[:, rxn[edges]]
     return v.double().cpu().numpy(), dv, agg.double().cpu().numpy()
 
