@@ -13,8 +13,10 @@ Euler with ``substeps`` per recorded interval, each step clamped at zero), one
 unknown start x_w per window of ``window`` recorded samples (windows short
 enough to stay linear on a chaotic system), and theta = (s, o, beta). Each
 metabolite's residuals are weighted by its own noise variance, estimated from
-the record (the rough part a local cubic leaves), readings at zero (censored)
-are left out.
+the record (the rough part a local cubic leaves). A reading cut at zero says
+only that the true reading was at most zero: it enters by that probability (a
+censored likelihood), since leaving such readings out would keep only the
+positive noise of a metabolite near zero and bias its offset upwards.
 
 theta and the starts are fitted by Levenberg-Marquardt from stage 1's
 equation-error estimates: per pass, each window's sensitivities are propagated
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import linalg
+from scipy import linalg, special
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
@@ -118,6 +120,26 @@ def output_error_starts(n_frames: int, window: int, experiment_starts=(0,), use:
     return first[use[first[:, None] + np.arange(window)[None, :]].all(axis=1)]
 
 
+def reading_sd(concentrations: np.ndarray) -> np.ndarray:
+    """Each metabolite's measurement-noise sd (:func:`sysid.stage1.residuals.metabolite_noise`), at least the
+    median over metabolites where some readings are cut at zero: the cut shrinks the spread of the readings
+    left, so their own estimate is too small."""
+    sd = metabolite_noise(concentrations)
+    cut = np.any(concentrations <= 0, axis=0)
+    return np.where(cut, np.maximum(sd, np.median(sd)), sd)
+
+
+def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For readings cut at zero (reading x + e <= 0, e ~ N(0, sd^2)): the objective -2 log P(x + e <= 0), minus
+    half its derivative in x (the place of w r in the squares), and half its second derivative (the place of w),
+    all elementwise. At x >> sd they tend to (x / sd)^2, -x / sd^2 and 1 / sd^2: a reading of zero far below the
+    model counts as a residual."""
+    a = x / sd
+    log_tail = special.log_ndtr(-a)
+    mills = np.exp(-0.5 * a**2 - 0.5 * np.log(2.0 * np.pi) - log_tail)  # phi(a) / Phi(-a)
+    return -2.0 * log_tail, -mills / sd, mills * (mills - a) / sd**2
+
+
 def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.ndarray | None:
     """Per recorded sample, whether it lies in a held-out block: every HELD_OUT_EVERY-th block of ``block``
     samples of each experiment. None when too few blocks would be left on either side."""
@@ -132,10 +154,11 @@ class OutputErrorRegression:
     """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
 
     ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales), ``scales`` (slopes and
-    offsets stay at the start's) or ``starts`` (nothing else). ``fit`` sets ``cost_`` (weighted sum of squares),
-    ``rms_`` (weighted, 1 when the residuals are as large as the noise), ``n_rows_``, ``params_`` (the fitted
-    :class:`Corrected`) and ``states_`` (the record with each window replaced by its fitted trajectory), from
-    which a fit over longer windows starts. With ``free="all"`` also ``slope_``, ``offset_``,
+    offsets stay at the start's) or ``starts`` (nothing else). ``fit`` sets ``cost_`` (the objective: weighted
+    squares of the readings above zero, :func:`censored_terms` of the others), ``rms_`` (weighted, of the
+    readings above zero; 1 when the residuals are as large as the noise), ``n_rows_`` (readings above zero),
+    ``params_`` (the fitted :class:`Corrected`) and ``states_`` (the record with each window replaced by its
+    fitted trajectory), from which a fit over longer windows starts. With ``free="all"`` also ``slope_``, ``offset_``,
     ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``slope_se_``, ``offset_se_``,
     ``quadratic_`` and ``collinear_`` (none), and, for the detectability report, ``design_matrix_`` (a square
     root of the reduced information, whose column cosines are those of the information), ``slope_cols_`` and
@@ -157,31 +180,31 @@ class OutputErrorRegression:
         y = data.concentrations.astype(np.float64)
         first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
         observed = y[first[:, None] + np.arange(self.window)[None, :]]  # (B, window, M)
-        weight = np.where(observed > 0, 1.0 / metabolite_noise(y) ** 2, 0.0)
+        sd = reading_sd(y)
         params, x0 = start, (y if states is None else states)[first].copy()
-        info, grad, cost = self._pass(data, model, params, x0, observed, weight)
+        info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
         level = 0  # the damping of the last accepted step; each pass tries one level less first
         for it in range(self.n_iterations):
             for mu_index in range(max(level - 1, 0), len(DAMPING)):
                 trial, t_x0 = self._step(params, x0, info, grad, DAMPING[mu_index])
-                t_cost = self._pass(data, model, trial, t_x0, observed, weight, sensitivities=False)[2]
+                t_cost = self._pass(data, model, trial, t_x0, observed, sd, sensitivities=False)[2]
                 if t_cost < cost:
                     break
             else:
                 break
             level = mu_index
             params, x0 = trial, t_x0
-            info, grad, new_cost = self._pass(data, model, params, x0, observed, weight)
+            info, grad, new_cost, chi2 = self._pass(data, model, params, x0, observed, sd)
             log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, it + 1,
                      new_cost, DAMPING[level])
-            done = cost - new_cost < TOLERANCE * cost
+            done = cost - new_cost < TOLERANCE * abs(cost)
             cost = new_cost
             if done:
                 break
-        n_rows = int((weight > 0).sum())
-        self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(cost / max(n_rows, 1))), n_rows
+        n_rows = int((observed > 0).sum())
+        self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows
         if self.free == "all":
-            self._covariance(params, info, cost, n_rows)
+            self._covariance(params, info, chi2, n_rows)
         self.states_ = y.copy()
         for k, x, _ in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
                                             delta_t=data.delta_t, sensitivities=False):
@@ -189,25 +212,32 @@ class OutputErrorRegression:
         self.params_ = params
         return self
 
-    def _pass(self, data, model, params: Corrected, x0, observed, weight, sensitivities: bool = True):
-        """Weighted cost of the windows from starts x0 and, with ``sensitivities``, each window's information
-        (B, P + M, P + M) and gradient J^T W r (B, P + M) (P = 0 with only the starts free)."""
+    def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True):
+        """Objective of the windows from starts x0 (weighted squares of the readings above zero, plus
+        :func:`censored_terms` of those cut at zero), the weighted squares alone, and, with ``sensitivities``, each
+        window's information (B, P + M, P + M) and gradient (B, P + M) (P = 0 with only the starts free)."""
         info = grad = None
-        cost = 0.0
+        cost = chi2 = 0.0
+        w = 1.0 / sd**2
         for k, x, sens in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
                                                delta_t=data.delta_t, sensitivities=sensitivities,
                                                parameters=self.free != "starts"):
-            r, w = observed[:, k] - x, weight[:, k]
-            cost += float(np.sum(w * r**2))
+            r = observed[:, k] - x
+            cut = np.nonzero(observed[:, k] <= 0)
+            wr, wi = w * r, np.broadcast_to(w, r.shape).copy()
+            wr[cut] = 0.0
+            chi2 += float(np.sum(wr * r))
+            terms, wr[cut], wi[cut] = censored_terms(x[cut], sd[cut[1]])
+            cost += float(np.sum(terms))
             if sens is None:
                 continue
             # J^T W J in float32 (torch: batched and threaded); the gradient in float64
-            root = torch.from_numpy((sens * np.sqrt(w)[:, :, None]).astype(np.float32))
+            root = torch.from_numpy((sens * np.sqrt(wi)[:, :, None]).astype(np.float32))
             if info is None:
                 info, grad = torch.zeros((len(x), sens.shape[2], sens.shape[2])), np.zeros((len(x), sens.shape[2]))
             info.baddbmm_(root.transpose(1, 2), root)
-            grad += np.einsum("bmp,bm->bp", sens, w * r)
-        return (None if info is None else info.double().numpy()), grad, cost
+            grad += np.einsum("bmp,bm->bp", sens, wr)
+        return (None if info is None else info.double().numpy()), grad, cost + chi2, chi2
 
     def _step(self, params: Corrected, x0, info, grad, damping: float):
         """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts

@@ -17,6 +17,7 @@ from sysid.stage1 import output_error
 from sysid.stage1.output_error import (
     MAX_RMS,
     Corrected,
+    censored_terms,
     fit_continued,
     held_out_costs,
     held_out_samples,
@@ -106,6 +107,23 @@ def test_held_out_samples_need_blocks_on_both_sides():
     assert held_out_samples(7 * 40, 40) is None  # one held-out block of 40 samples: no comparison
     held = held_out_samples(2 * 5 * 40 - 1, 40, experiment_starts=(0, 200))  # two experiments of 200 samples
     assert held is not None and held.sum() == 80 and held[160:200].all() and held[360:400].all()
+
+
+def test_censored_terms_are_the_likelihood_of_a_cut_reading():
+    """-2 log P(x + e <= 0) with its half-derivatives, against scipy and finite differences; far above zero they
+    are the squares of a residual x, at zero the cut is as likely as not."""
+    from scipy import stats
+
+    x, sd = np.array([0.0, 0.01, 0.03, 0.2]), np.full(4, 0.02)
+    cost, wr, wi = censored_terms(x, sd)
+    np.testing.assert_allclose(cost, -2 * stats.norm.logcdf(-x / sd), rtol=1e-12)
+    h = 1e-6
+    up, down = censored_terms(x + h, sd)[0], censored_terms(x - h, sd)[0]
+    np.testing.assert_allclose(wr, -(up - down) / (4 * h), rtol=1e-6)
+    np.testing.assert_allclose(wi, (up - 2 * cost + down) / (2 * h**2), rtol=1e-3)
+    assert cost[0] == pytest.approx(2 * np.log(2)) and np.all((wi > 0) & (wi <= 1 / sd**2))
+    far = sd[-1] ** 2
+    assert wr[-1] * far == pytest.approx(-x[-1], rel=0.02) and wi[-1] * far == pytest.approx(1, abs=0.03)
 
 
 def test_output_error_windows_are_validated():
