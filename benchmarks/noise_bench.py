@@ -212,9 +212,12 @@ def main() -> None:
           f"seeds {args.seeds}, frozen model from the truth with log_k noise 0.1)\n", flush=True)
     for case in args.cases.split(","):
         rows = []
-        for seed in seeds:  # each seed's row as it comes, then the table
+        for seed in seeds:  # each row as it comes, with the summary so far (a run may be stopped), then the table
             rows.append((seed, run_or_fail(case, seed, args.small, bounds, args.bound_cache, args.bound_steps)))
             print(f"case ({case}) seed {seed}: {summarise(case, rows[-1:])[4]}", flush=True)
+            summary = summarise(case, rows)
+            start = next((i for i, line in enumerate(summary) if line.startswith("worst")), len(summary))
+            print("\n".join(f"  so far: {line}" for line in summary[start:] if line), flush=True)
         print("\n".join(summarise(case, rows)), flush=True)
 
 
