@@ -219,25 +219,25 @@ class ShootingRegression:
 def rates_and_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray, jacobian: bool = True):
     """Frozen rates v (B, J), dv/dc (B, J, M) float32 (None without ``jacobian``), and aggregates (B, J), at
     states x (B, M). Each substrate message depends on one concentration: one forward-mode pass through
-    MLP_sub gives every message's derivative, then one pass per colour through the (cheap) rest."""
+    MLP_sub gives every message's derivative, then one (cheap, vectorised) pass per colour through the rest."""
     c = torch.as_tensor(x, dtype=model.dtype, device=model.device)
 
-    def from_messages(msg):
-        agg = model.combine(msg)
-        return model.rates(c, model.rate_features(c, agg)), agg
+    def rates(msg):
+        return model.rates(c, model.rate_features(c, model.combine(msg)))
 
+    dv = None
     if not jacobian:
-        v, agg = from_messages(model.substrate_messages(c))
-        return v.double().cpu().numpy(), None, agg.double().cpu().numpy()
-    msg, dmsg = torch.func.jvp(model.substrate_messages, (c,), (torch.ones_like(c),))  # type: ignore[misc]  # (output, tangent)
-    dv = np.zeros((len(x), model.n_reactions, model.n_metabolites), np.float32)
-    met, rxn = model.met_sub.cpu().numpy(), model.rxn_sub.cpu().numpy()
-    for k in range(int(colour.max()) + 1):
-        edges = colour[met] == k
-        tangent = dmsg * torch.as_tensor(edges, dtype=dmsg.dtype, device=dmsg.device)
-        (v, agg), (jvp, _) = torch.func.jvp(from_messages, (msg,), (tangent,))  # type: ignore[misc]  # a pair
-        dv[:, rxn[edges], met[edges]] = jvp.float().cpu().numpy()[:, rxn[edges]]
-    return v.double().cpu().numpy(), dv, agg.double().cpu().numpy()
+        msg = model.substrate_messages(c)
+    else:
+        msg, dmsg = torch.func.jvp(model.substrate_messages, (c,), (torch.ones_like(c),))  # type: ignore[misc]
+        met, rxn = model.met_sub.cpu().numpy(), model.rxn_sub.cpu().numpy()
+        members = np.stack([colour[met] == k for k in range(int(colour.max()) + 1)])  # (colours, edges)
+        tangents = dmsg[None] * torch.as_tensor(members, dtype=dmsg.dtype, device=dmsg.device)[:, None]
+        per_colour = torch.func.vmap(lambda t: torch.func.jvp(rates, (msg,), (t,))[1])(tangents).float().cpu().numpy()
+        dv = np.zeros((len(x), model.n_reactions, model.n_metabolites), np.float32)
+        for k, edges in enumerate(members):
+            dv[:, rxn[edges], met[edges]] = per_colour[k][:, rxn[edges]]
+    return rates(msg).double().cpu().numpy(), dv, model.combine(msg).double().cpu().numpy()
 
 
 def interval_starts(n_frames: int, span: int, experiment_starts=(0,)) -> np.ndarray:
