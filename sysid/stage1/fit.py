@@ -163,7 +163,7 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     if refined is None:
         return result
     identified = ~collinear & ~misfit.flagged & ~imprecise(refined.slope_se_, refined.slope_) & (not misfit.misfit)
-    return _group(refined, identified, frozen, window, cfg, seed, model, misfit, data)  # lines only
+    return _group(refined, identified, frozen, window, cfg, seed, model, misfit, data, weighted_centre=True)
 
 
 def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, result: Stage1Result,
@@ -177,13 +177,15 @@ def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, res
 
 def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, cfg: Stage1Config, seed: int,
            model: FrozenModel, misfit: MisfitReport, data: Dataset,
-           refit: Callable[[np.ndarray], HomeostasisRegression] | None = None) -> Stage1Result:
+           refit: Callable[[np.ndarray], HomeostasisRegression] | None = None,
+           weighted_centre: bool = False) -> Stage1Result:
     """Groups (on the identified metabolites), then, where ``refit`` can redo the windowed regression with
-    curves as columns, a curve form per group (docs/method.md, section 2d)."""
+    curves as columns, a curve form per group (docs/method.md, section 2d). ``weighted_centre``: the groups'
+    centres are precision-weighted means (for the output-error estimates), else medians."""
     points = np.column_stack([reg.slope_, reg.offset_])
     group = find_slope_groups if species_set_points(model) else find_groups
     grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
-                     trusted=identified, calibrate=True)
+                     trusted=identified, calibrate=True, weighted_centre=weighted_centre)
     cov = calibrated(reg.joint_cov_, grouping.error_scale)
     if np.any(grouping.error_scale > 1):
         log.info("stage 1: standard errors widened by %.3g (slope) and %.3g (offset) to the spread within groups",

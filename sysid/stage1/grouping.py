@@ -67,7 +67,7 @@ def _reliable(cov: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 def find_groups(
     points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0,
-    trusted: np.ndarray | None = None, calibrate: bool = False,
+    trusted: np.ndarray | None = None, calibrate: bool = False, weighted_centre: bool = False,
 ) -> Grouping:
     """Group metabolites given points (n, d) (slope, offset) and covariances (n, d, d).
 
@@ -75,7 +75,9 @@ def find_groups(
     With ``calibrate``, the standard errors are widened to the spread of the trusted members around their
     groups (:mod:`sysid.stage1.calibration`) for the pooling only: the groups are found with ``cov`` as given
     (a curved regulation spreads its members' lines far beyond their errors; errors widened by that spread
-    would dissolve its groups).
+    would dissolve its groups). With ``weighted_centre``, each group's centre is the members' precision-weighted
+    robust mean (:func:`robust_weighted_mean`) instead of their median: for estimates whose errors are unbiased
+    and whose standard errors hold (the output-error fit's).
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
@@ -101,7 +103,7 @@ def find_groups(
     labels = np.where(finite, labels, np.argmax(gm.weights_))
     member_se = np.sqrt(np.abs(np.diagonal(z_cov, axis1=1, axis2=2)))
     labels = _merge_inseparable(z, labels, finite_shape, shift=centre / spread, member_se=member_se)
-    means, covs = _group_moments(z, z_cov, labels, finite_shape)
+    means, covs = _group_moments(z, z_cov, labels, finite_shape, weighted_centre)
     phi = np.ones(points.shape[1])
     if calibrate:
         phi = dispersion(points, cov, labels, np.ones(n, bool) if trusted is None else np.asarray(trusted, bool))
@@ -168,13 +170,17 @@ def _merge_inseparable(z: np.ndarray, labels: np.ndarray, finite: np.ndarray, sh
         labels[labels == drop] = keep
 
 
-def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite: np.ndarray):
+def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite: np.ndarray,
+                   weighted_centre: bool = False):
     """Robust centre of each group and its intrinsic spread: the members' robust variance minus
     their typical estimation variance (floored), so a group whose spread is all estimation noise
     pools its members strongly to the centre. Rows indexed by label.
 
-    The centre is the median: a precision-weighted robust mean (:func:`robust_weighted_mean`) was tried
-    under noise 0.01-0.02 and moved the per-type answers further from the truth on 3 of 4 seeds."""
+    The centre is the median, or with ``weighted_centre`` the precision-weighted robust mean
+    (:func:`robust_weighted_mean`, from the median). On the equation-error estimates under noise 0.01-0.02
+    the weighted mean moved the per-type answers further from the truth on 3 of 4 seeds (their errors are
+    biased); on the output-error estimates (unbiased, standard errors that hold) it brought the worst
+    per-type error of 5 runs (3 seeds, noise 0.01 and 0.02) from 4.3% to 1.1%."""
     k = labels.max() + 1
     means, covs = np.zeros((k, z.shape[1])), np.tile(np.eye(z.shape[1]), (k, 1, 1))
     for g in np.unique(labels):
@@ -184,6 +190,9 @@ def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite:
         med, sd = _robust_moments(z[member])
         noise = np.median(np.diagonal(z_cov[member], axis1=1, axis2=2), axis=0)
         means[g] = med
+        if weighted_centre:
+            means[g] = [robust_weighted_mean(z[member, d], z_cov[member, d, d], start=med[d])[0]
+                        for d in range(z.shape[1])]
         covs[g] = np.diag(np.maximum(sd**2 - noise, MIN_INTRINSIC * sd**2))
     return means, covs
 
