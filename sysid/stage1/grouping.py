@@ -190,9 +190,10 @@ def _group_moments(z: np.ndarray, z_cov: np.ndarray, labels: np.ndarray, finite:
         med, sd = _robust_moments(z[member])
         noise = np.median(np.diagonal(z_cov[member], axis1=1, axis2=2), axis=0)
         means[g] = med
-        if weighted_centre:
-            means[g] = [robust_weighted_mean(z[member, d], z_cov[member, d, d], start=med[d])[0]
+        if weighted_centre:  # the median stays where no member has a usable standard error
+            weighted = [robust_weighted_mean(z[member, d], z_cov[member, d, d], start=med[d])[0]
                         for d in range(z.shape[1])]
+            means[g] = np.where(np.isfinite(weighted), weighted, med)
         covs[g] = np.diag(np.maximum(sd**2 - noise, MIN_INTRINSIC * sd**2))
     return means, covs
 
