@@ -335,8 +335,9 @@ def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np
 
 
 def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, stage1: Corrected,
-                   windows: tuple[int, ...], held: np.ndarray, step: Callable[[OutputErrorRegression], None] | None
-                   = None) -> tuple[OutputErrorRegression, OutputErrorRegression]:
+                   windows: tuple[int, ...], held: np.ndarray,
+                   step: Callable[[OutputErrorRegression], None] | None = None
+                   ) -> tuple[OutputErrorRegression, OutputErrorRegression]:
     """The held-out blocks' fits (only their windows' starts free) with the output error's parameters and with
     stage 1's slopes and offsets; the latter with per-reaction scales of their own, fitted to the same windows
     as ``fit`` over the same window lengths, from its states (the comparison is between the two answers, each
@@ -351,8 +352,8 @@ def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegres
 
 
 def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, windows: tuple[int, ...], *,
-               use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
-               step: Callable[[OutputErrorRegression], None] | None = None) -> OutputErrorRegression | None:
+                  use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
+                  step: Callable[[OutputErrorRegression], None] | None = None) -> OutputErrorRegression | None:
     """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
     leaves two windows). ``step`` is called with each length's fit."""
