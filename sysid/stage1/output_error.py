@@ -120,15 +120,6 @@ def output_error_starts(n_frames: int, window: int, experiment_starts=(0,), use:
     return first[use[first[:, None] + np.arange(window)[None, :]].all(axis=1)]
 
 
-def reading_sd(concentrations: np.ndarray) -> np.ndarray:
-    """Each metabolite's measurement-noise sd (:func:`sysid.stage1.residuals.metabolite_noise`), at least the
-    median over metabolites where some readings are cut at zero: the cut shrinks the spread of the readings
-    left, so their own estimate is too small."""
-    sd = metabolite_noise(concentrations)
-    cut = np.any(concentrations <= 0, axis=0)
-    return np.where(cut, np.maximum(sd, np.median(sd)), sd)
-
-
 def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For readings cut at zero (reading x + e <= 0, e ~ N(0, sd^2)): the objective -2 log P(x + e <= 0), minus
     half its derivative in x (the place of w r in the squares), and half its second derivative (the place of w),
@@ -180,7 +171,7 @@ class OutputErrorRegression:
         y = data.concentrations.astype(np.float64)
         first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
         observed = y[first[:, None] + np.arange(self.window)[None, :]]  # (B, window, M)
-        sd = reading_sd(y)
+        sd = metabolite_noise(y)
         params, x0 = start, (y if states is None else states)[first].copy()
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
         level = 0  # the damping of the last accepted step; each pass tries one level less first

@@ -97,14 +97,16 @@ def estimate_noise(concentrations: np.ndarray) -> float:
 
 def metabolite_noise(concentrations: np.ndarray) -> np.ndarray:
     """Each metabolite's measurement-noise sd, as :func:`estimate_noise` per column, from its positive readings
-    only (readings cut at zero are censored); floored at 1e-3 of the median."""
+    only (readings cut at zero are censored); floored at 1e-3 of the median, and at the median itself where some
+    readings are cut: the cut shrinks the spread of the readings left, so their own estimate is too small."""
     n = NOISE_FILTER_LENGTH
     c = concentrations.astype(np.float64)
     rough, kept = _roughness(c)
     with np.errstate(all="ignore"):
         sd = MAD_TO_SD * np.nanmedian(np.abs(np.where(c[n:-n] > 0, rough, np.nan)), axis=0) / kept
     floor = 1e-3 * max(float(np.nanmedian(sd)), 1e-12)
-    return np.where(np.isfinite(sd), np.maximum(sd, floor), floor)
+    sd = np.where(np.isfinite(sd), np.maximum(sd, floor), floor)
+    return np.where(np.any(c <= 0, axis=0), np.maximum(sd, np.median(sd)), sd)
 
 
 def integral_form(concentrations: np.ndarray, cfg: Stage1Config, noise_sd: float | None = None) -> tuple[int, int]:
