@@ -153,6 +153,7 @@ class Stage1Config:
     substeps: int = 0  # Euler sub-steps per interval of a sparse record; 0: the record's own (truth.json) or 10
     bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
     output_error_windows: tuple[int, ...] = (10, 20, 40)  # noisy records: output-error windows, short to long; () off
+    noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
     forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 
@@ -165,6 +166,8 @@ class Stage1Config:
             _bad("sysid.stage1", "window, ridge, shape_knots, hac_maxlags, substeps or bound_window is < 0", "fix it")
         if any(w < 2 for w in self.output_error_windows):
             _bad("sysid.stage1.output_error_windows", "has a window below 2 samples", "use windows of >= 2 samples")
+        if self.noise_kind not in ("auto", "absolute", "relative"):
+            _bad("sysid.stage1.noise_kind", f"is {self.noise_kind!r}", "use 'auto', 'absolute' or 'relative'")
         if self.max_window < self.min_window:
             _bad("sysid.stage1.max_window", "is below min_window", "use max_window >= min_window")
         if any(f not in STAGE1_FORMS for f in self.forms) or not 0.0 < self.form_threshold < 1.0:

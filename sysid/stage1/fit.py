@@ -56,7 +56,7 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels). ``progress``
     (done, total=..., **fields) follows the output-error fit, the one long part, when it runs."""
     if isinstance(model, MetabolismModel) and uses_shooting(data, model, cfg):
-        result = _fit_sparse(data, model, cfg, seed)
+        result = _fit_sparse(data, model, cfg, seed, progress)
     else:
         result = _fit_windows(data, model, cfg, seed, progress)
     if cfg.bound_window > 0 and isinstance(model, MetabolismModel):
@@ -87,7 +87,8 @@ def substeps(data: Dataset, cfg: Stage1Config) -> int:
     return data.steps_per_frame if data.steps_per_frame > 1 else DEFAULT_SUBSTEPS
 
 
-def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int) -> Stage1Result:
+def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int,
+                progress: Callable[..., None] | None = None) -> Stage1Result:
     log.info("stage 1 on a sparse record: shooting over each recorded interval, %d sub-steps", substeps(data, cfg))
     reg = ShootingRegression(substeps=substeps(data, cfg), n_iterations=cfg.n_iterations, ridge=cfg.ridge).fit(
         data, model)
@@ -95,8 +96,37 @@ def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: 
     misfit = shooting_misfit(reg, cfg.misfit_threshold)
     _warn_misfit(misfit, np.zeros(data.n_metabolites, bool), cfg.misfit_threshold)
     # its standard errors are already the joint ones
-    identified = ~imprecise(reg.slope_se_, reg.slope_) & ~misfit.flagged & (not misfit.misfit)
-    return _group(reg, identified, frozen, reg.span, cfg, seed, model, misfit, data)  # lines only
+    excluded = misfit.flagged | misfit.misfit
+    identified = ~imprecise(reg.slope_se_, reg.slope_) & ~excluded
+    result = _group(reg, identified, frozen, reg.span, cfg, seed, model, misfit, data)  # lines only
+    if not (cfg.output_error_windows and _sparse_noisy(reg, data, cfg)):
+        return result
+    return _with_output_error(result, data, model, cfg, seed, excluded, progress)
+
+
+def _sparse_noisy(reg: ShootingRegression, data: Dataset, cfg: Stage1Config) -> bool:
+    """Whether a sparse record is noisy. Its roughness holds the dynamics between samples, so the measure is the
+    shooting fit's interval residuals instead (on clean data only its convergence error is left there),
+    relative to the median concentration."""
+    residual = reg.interval_residual_[np.isfinite(reg.interval_residual_)]
+    relative = float(np.median(np.abs(residual))) / max(float(np.median(data.concentrations)), 1e-12)
+    log.info("stage 1 sparse record: interval residuals %.3g of the median concentration", relative)
+    return measurable_noise(relative, cfg)
+
+
+def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int,
+                       excluded: np.ndarray, progress: Callable[..., None] | None) -> Stage1Result:
+    """Output error from ``result``'s slopes and offsets (:func:`refine_by_output_error`), grouped again on its
+    estimates (weighted centres) when its answer is kept; ``excluded`` metabolites stay unidentified."""
+    reg = result.regression
+    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows, progress,
+                                     substeps=substeps(data, cfg) if uses_shooting(data, model, cfg) else 1,
+                                     noise_kind=cfg.noise_kind)
+    if refined is None:
+        return result
+    identified = ~excluded & ~imprecise(refined.slope_se_, refined.slope_)
+    return _group(refined, identified, result.frozen, result.window, cfg, seed, model, result.misfit, data,
+                  weighted_centre=True)
 
 
 def _warn_misfit(misfit: MisfitReport, skip: np.ndarray, threshold: float) -> None:
@@ -159,11 +189,7 @@ def _fit_windows(data: Dataset, model: FrozenModel, cfg: Stage1Config, seed: int
     if not _uses_output_error(data, model, cfg, result, noisy):
         return result
     assert isinstance(model, MetabolismModel)  # _uses_output_error says so
-    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows, progress)
-    if refined is None:
-        return result
-    identified = ~collinear & ~misfit.flagged & ~imprecise(refined.slope_se_, refined.slope_) & (not misfit.misfit)
-    return _group(refined, identified, frozen, window, cfg, seed, model, misfit, data, weighted_centre=True)
+    return _with_output_error(result, data, model, cfg, seed, collinear | misfit.flagged | misfit.misfit, progress)
 
 
 def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, result: Stage1Result,

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from scipy import linalg, special
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.residuals import metabolite_noise
+from sysid.stage1.residuals import metabolite_noise, noise_is_relative, record_noise_is_relative, robust_noise
 from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, scaled_pseudo_inverse, substrate_colouring
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ TOLERANCE = 5e-3  # relative decrease of the weighted cost below which a window 
 PASSES = 4  # at most this many passes per window length
 MAX_RMS = 1.5  # a fit whose weighted rms residual is above this many noise sds has not converged: not used
 HELD_OUT_EVERY = 5  # every 5th block of the longest windows is held out to compare the answer with stage 1's
+LOG_FLOOR = 1e-12  # relative noise: a simulated state at zero counts as this in the log residual
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +68,20 @@ class Corrected:
         n = len(self.slope)
         return Corrected(self.slope + delta[:n], self.offset + delta[n : 2 * n],
                          self.scale * np.maximum(1.0 + delta[2 * n :], MIN_SCALE))
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """How the readings relate to the simulated states: Euler ``substeps`` per recorded interval; ``relative``
+    (log-normal) noise, fitted as residuals of log concentrations, or absolute; ``sd``, each metabolite's noise
+    sd on that scale (None: from the record's roughness, :func:`metabolite_noise`)."""
+
+    substeps: int = 1
+    relative: bool = False
+    sd: np.ndarray | None = None
+
+    def noise(self, concentrations: np.ndarray) -> np.ndarray:
+        return metabolite_noise(concentrations, self.relative) if self.sd is None else self.sd
 
 
 def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Corrected, *, window: int,
@@ -131,13 +147,56 @@ def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return -2.0 * log_tail, -mills / sd, mills * (mills - a) / sd**2
 
 
+def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relative: bool):
+    """For readings ``observed`` of states ``x`` (B, M) with noise sds ``sd`` (M,): w r and w (their places in
+    the Gauss-Newton gradient and information), the objective and the weighted squares of the readings above
+    zero (floats), and the factor that turns d x into d (fitted scale) (None: 1). Absolute noise: r = y - x, a
+    reading cut at zero enters by :func:`censored_terms`; relative: r = log y - log x, factor 1 / x, readings at
+    zero left out."""
+    cut = observed <= 0
+    w = np.broadcast_to(1.0 / sd**2, observed.shape).copy()
+    if relative:
+        x_pos = np.maximum(x, LOG_FLOOR)
+        w[cut] = 0.0
+        with np.errstate(divide="ignore"):
+            r = np.where(cut, 0.0, np.log(np.where(cut, 1.0, observed)) - np.log(x_pos))
+        squares = float(np.sum(w * r * r))
+        return w * r, w, squares, squares, 1.0 / x_pos
+    r = observed - x
+    wr = w * r
+    wr[cut] = 0.0
+    squares = float(np.sum(wr * r))
+    idx = np.nonzero(cut)
+    terms, wr[idx], w[idx] = censored_terms(x[idx], sd[idx[1]])
+    return wr, w, squares + float(np.sum(terms)), squares, None
+
+
+def fitted_noise(observed: np.ndarray, fitted: np.ndarray, relative: bool, window: int) -> np.ndarray:
+    """Each metabolite's noise sd (on the fitted scale) from the residuals of a fit over windows of ``window``
+    samples (B, window, M): :func:`robust_noise`, over sqrt(1 - 1 / window) (each window's start takes about one
+    reading's worth of each metabolite's residuals)."""
+    cut = (observed <= 0).reshape(-1, observed.shape[-1])
+    with np.errstate(all="ignore"):
+        r = (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
+    return robust_noise(r.reshape(cut.shape) / np.sqrt(1.0 - 1.0 / window), cut)
+
+
+def relative_fits_better(observed: np.ndarray, fitted: np.ndarray, window: int) -> bool:
+    """:func:`noise_is_relative` on a fit's residuals (B, window, M), over the metabolites without readings at
+    zero: it tells the kinds apart on sparse records too, where the record's roughness holds the dynamics."""
+    positive = np.all(observed > 0, axis=(0, 1))
+    o, f = observed[..., positive], fitted[..., positive]
+    return noise_is_relative(fitted_noise(o, f, False, window), fitted_noise(o, f, True, window))
+
+
 def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.ndarray | None:
     """Per recorded sample, whether it lies in a held-out block: every HELD_OUT_EVERY-th block of ``block``
-    samples of each experiment. None when too few blocks would be left on either side."""
+    samples of each experiment. None when no held-out window or fewer than two training windows would be left."""
     bounds = [*experiment_starts, n_frames + 1]
     index = np.concatenate([np.arange(e - s) // block for s, e in zip(bounds[:-1], bounds[1:], strict=True)])
     held = index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
-    enough = [output_error_starts(n_frames, block, experiment_starts, use).size >= 2 for use in (held, ~held)]
+    enough = [output_error_starts(n_frames, block, experiment_starts, use).size >= least
+              for use, least in ((held, 1), (~held, 2))]
     return held if all(enough) else None
 
 
@@ -145,22 +204,24 @@ class OutputErrorRegression:
     """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
 
     ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales), ``scales`` (slopes and
-    offsets stay at the start's) or ``starts`` (nothing else). ``fit`` sets ``cost_`` (the objective: weighted
-    squares of the readings above zero, :func:`censored_terms` of the others), ``rms_`` (weighted, of the
-    readings above zero; 1 when the residuals are as large as the noise), ``n_rows_`` (readings above zero),
-    ``params_`` (the fitted :class:`Corrected`) and ``states_`` (the record with each window replaced by its
-    fitted trajectory), from which a fit over longer windows starts. With ``free="all"`` also ``slope_``, ``offset_``,
-    ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``slope_se_``, ``offset_se_``,
-    ``quadratic_`` and ``collinear_`` (none), and, for the detectability report, ``design_matrix_`` (a square
-    root of the reduced information, whose column cosines are those of the information), ``slope_cols_`` and
-    ``reaction_cols_``.
+    offsets stay at the start's) or ``starts`` (nothing else); ``observation`` how readings relate to states.
+    ``fit`` sets ``cost_`` (the objective, :func:`weighed_residuals`), ``rms_`` (weighted, of the readings above
+    zero; 1 when the residuals are as large as the noise), ``n_rows_`` (readings above zero), ``params_`` (the
+    fitted :class:`Corrected`), ``states_`` (the record with each window replaced by its fitted trajectory),
+    from which a fit over longer windows starts, ``noise_sd_`` (:func:`fitted_noise`, the weights of the next
+    fit) and ``relative_fits_better_`` (:func:`relative_fits_better`). With ``free="all"`` also ``slope_``,
+    ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``slope_se_``,
+    ``offset_se_``, ``quadratic_`` and ``collinear_`` (none), and, for the detectability report,
+    ``design_matrix_`` (a square root of the reduced information, whose column cosines are those of the
+    information), ``slope_cols_`` and ``reaction_cols_``.
     """
 
-    def __init__(self, *, window: int, substeps: int = 1, n_iterations: int = PASSES, free: str = "all"):
+    def __init__(self, *, window: int, observation: Observation | None = None, n_iterations: int = PASSES,
+                 free: str = "all"):
         if free not in ("all", "scales", "starts"):
             raise ValueError(f"free must be all, scales or starts, not {free!r}")
         self.window = window
-        self.substeps = substeps
+        self.observation = Observation() if observation is None else observation
         self.n_iterations = n_iterations
         self.free = free
 
@@ -171,13 +232,16 @@ class OutputErrorRegression:
         y = data.concentrations.astype(np.float64)
         first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
         observed = y[first[:, None] + np.arange(self.window)[None, :]]  # (B, window, M)
-        sd = metabolite_noise(y)
+        sd = self.observation.noise(y)
         params, x0 = start, (y if states is None else states)[first].copy()
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
         level = 0  # the damping of the last accepted step; each pass tries one level less first
         for it in range(self.n_iterations):
             for mu_index in range(max(level - 1, 0), len(DAMPING)):
-                trial, t_x0 = self._step(params, x0, info, grad, DAMPING[mu_index])
+                try:
+                    trial, t_x0 = self._step(params, x0, info, grad, DAMPING[mu_index])
+                except (linalg.LinAlgError, ValueError):  # a singular or non-finite system: damp more
+                    continue
                 t_cost = self._pass(data, model, trial, t_x0, observed, sd, sensitivities=False)[2]
                 if t_cost < cost:
                     break
@@ -197,38 +261,39 @@ class OutputErrorRegression:
         if self.free == "all":
             self._covariance(params, info, chi2, n_rows)
         self.states_ = y.copy()
-        for k, x, _ in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
-                                            delta_t=data.delta_t, sensitivities=False):
+        for k, x, _ in self._simulate(data, model, params, x0, sensitivities=False):
             self.states_[first + k] = x
+        fitted = self.states_[first[:, None] + np.arange(self.window)[None, :]]
+        self.noise_sd_ = fitted_noise(observed, fitted, self.observation.relative, self.window)
+        self.relative_fits_better_ = relative_fits_better(observed, fitted, self.window)
         self.params_ = params
         return self
 
+    def _simulate(self, data, model, params: Corrected, x0, sensitivities: bool = True):
+        return window_sensitivities(model, x0, params, window=self.window, substeps=self.observation.substeps,
+                                    delta_t=data.delta_t, sensitivities=sensitivities,
+                                    parameters=self.free != "starts")
+
     def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True):
-        """Objective of the windows from starts x0 (weighted squares of the readings above zero, plus
-        :func:`censored_terms` of those cut at zero), the weighted squares alone, and, with ``sensitivities``, each
-        window's information (B, P + M, P + M) and gradient (B, P + M) (P = 0 with only the starts free)."""
+        """Objective of the windows from starts x0 (:func:`weighed_residuals`), the weighted squares of the
+        readings above zero, and, with ``sensitivities``, each window's information (B, P + M, P + M) and gradient
+        (B, P + M) (P = 0 with only the starts free)."""
         info = grad = None
         cost = chi2 = 0.0
-        w = 1.0 / sd**2
-        for k, x, sens in window_sensitivities(model, x0, params, window=self.window, substeps=self.substeps,
-                                               delta_t=data.delta_t, sensitivities=sensitivities,
-                                               parameters=self.free != "starts"):
-            r = observed[:, k] - x
-            cut = np.nonzero(observed[:, k] <= 0)
-            wr, wi = w * r, np.broadcast_to(w, r.shape).copy()
-            wr[cut] = 0.0
-            chi2 += float(np.sum(wr * r))
-            terms, wr[cut], wi[cut] = censored_terms(x[cut], sd[cut[1]])
-            cost += float(np.sum(terms))
+        for k, x, sens in self._simulate(data, model, params, x0, sensitivities):
+            wr, wi, objective, squares, factor = weighed_residuals(observed[:, k], x, sd, self.observation.relative)
+            cost, chi2 = cost + objective, chi2 + squares
             if sens is None:
                 continue
+            if factor is not None:
+                sens = sens * factor[:, :, None]
             # J^T W J in float32 (torch: batched and threaded); the gradient in float64
             root = torch.from_numpy((sens * np.sqrt(wi)[:, :, None]).astype(np.float32))
             if info is None:
                 info, grad = torch.zeros((len(x), sens.shape[2], sens.shape[2])), np.zeros((len(x), sens.shape[2]))
             info.baddbmm_(root.transpose(1, 2), root)
             grad += np.einsum("bmp,bm->bp", sens, wr)
-        return (None if info is None else info.double().numpy()), grad, cost + chi2, chi2
+        return (None if info is None else info.double().numpy()), grad, cost, chi2
 
     def _step(self, params: Corrected, x0, info, grad, damping: float):
         """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts
@@ -279,33 +344,65 @@ def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: f
 
 
 def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,
-                           windows: tuple[int, ...], progress: Callable[..., None] | None = None
-                           ) -> OutputErrorRegression | None:
+                           windows: tuple[int, ...], progress: Callable[..., None] | None = None, *,
+                           substeps: int = 1, noise_kind: str = "auto") -> OutputErrorRegression | None:
     """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
     window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
-    the one before, so the longer windows start inside their region of convergence).
+    the one before, so the longer windows start inside their region of convergence), with ``substeps`` Euler
+    steps per recorded interval (and shorter lengths first where the shortest spans more steps than samples
+    on an Euler record: :func:`lead_in`).
+
+    ``noise_kind`` (``absolute``, ``relative`` or ``auto``): with ``auto``, the kind the record's roughness
+    suggests (:func:`record_noise_is_relative`), checked on the residuals of the first window length (and that
+    length fitted again with the other kind when they disagree). Each length after the first weighs the
+    metabolites by the noise sds its predecessor's residuals give (:func:`fitted_noise`).
 
     Fitted first without the held-out blocks (:func:`held_out_samples`); there the two answers are compared
     (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
     on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
     the fit leaves residuals above MAX_RMS noise sds (not converged): stage 1's answer stands. ``progress``
     (done, total=..., rms=...) is told after each fit over one window length."""
+    windows = lead_in(windows, substeps)
     held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
     steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None))
+    if noise_kind not in ("auto", "absolute", "relative"):
+        raise ValueError(f"noise_kind must be auto, absolute or relative, not {noise_kind!r}")
+    relative = record_noise_is_relative(data.concentrations) if noise_kind == "auto" else noise_kind == "relative"
     try:
-        return _refine(data, model, slope, offset, windows, held, steps)
+        return _refine(data, model, slope, offset, windows, held, steps,
+                       Observation(substeps, relative), check_kind=noise_kind == "auto")
     finally:
         steps.finish()
 
 
+def lead_in(windows: tuple[int, ...], substeps: int) -> tuple[int, ...]:
+    """``windows`` (samples) preceded, on a record with ``substeps`` Euler steps per sample, by shorter lengths
+    that double from the one spanning about ``windows[0]`` steps (at least 2 samples): a fit over windows of many
+    steps only converges from a start close to the answer."""
+    lead, w = [], max(2, round(windows[0] / substeps))
+    while 2 * w <= windows[0]:
+        lead.append(w)
+        w *= 2
+    return (*lead, *windows) if substeps > 1 else windows
+
+
 def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray, windows: tuple[int, ...],
-            held: np.ndarray | None, steps: _Steps) -> OutputErrorRegression | None:
+            held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool
+            ) -> OutputErrorRegression | None:
     # a metabolite stage 1 could not fit (NaN) starts without homeostasis
     stage1 = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
     if held is None:
         log.info("stage 1 output error: the record is too short to hold out blocks of %d samples; no comparison "
                  "with stage 1's answer", max(windows))
-    fit = fit_continued(data, model, stage1, windows, use=None if held is None else ~held, step=steps)
+    use = None if held is None else ~held
+    fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
+    if fit is not None and check_kind and fit.relative_fits_better_ != observation.relative:
+        observation = Observation(observation.substeps, not observation.relative)
+        fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
+    log.info("stage 1 output error: %s noise", "relative (log-normal)" if observation.relative else "absolute")
+    if fit is not None and len(windows) > 1:
+        fit = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
+                            observation=replace(observation, sd=fit.noise_sd_), step=steps)
     if fit is None or not np.isfinite(fit.rms_) or fit.rms_ > MAX_RMS:
         log.warning("stage 1: the output-error fit did not converge (weighted rms %s noise sds); the equation-error "
                     "answer is kept", "n/a" if fit is None else f"{fit.rms_:.3g}")
@@ -320,9 +417,15 @@ def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np
                     "fit (weighted rms %.4g against %.4g noise sds); it is kept", theirs.rms_, ours.rms_)
         return None
     states = np.where(held[:, None], ours.states_, fit.states_)
-    final = OutputErrorRegression(window=fit.window, n_iterations=1).fit(data, model, fit.params_, states)
+    final = OutputErrorRegression(window=fit.window, n_iterations=1, observation=fixed_noise(fit)).fit(
+        data, model, fit.params_, states)
     steps(final)
     return final
+
+
+def fixed_noise(fit: OutputErrorRegression) -> Observation:
+    """``fit``'s observation with the noise sds its residuals gave."""
+    return replace(fit.observation, sd=fit.noise_sd_)
 
 
 def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, stage1: Corrected,
@@ -332,27 +435,35 @@ def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegres
     """The held-out blocks' fits (only their windows' starts free) with the output error's parameters and with
     stage 1's slopes and offsets; the latter with per-reaction scales of their own, fitted to the same windows
     as ``fit`` over the same window lengths, from its states (the comparison is between the two answers, each
-    with its best frozen-model correction)."""
+    with its best frozen-model correction). Every one of these fits weighs the readings as ``fit``'s residuals
+    say (:func:`fixed_noise`), so the two objectives compare."""
     own = Corrected(stage1.slope, stage1.offset, fit.params_.scale)
-    scales = fit_continued(data, model, own, windows, use=~held, free="scales", states=fit.states_, step=step)
-    ours = fit_continued(data, model, fit.params_, windows, use=held, free="starts", step=step)
-    theirs = fit_continued(data, model, scales.params_ if scales is not None else own, windows, use=held,
-                           free="starts", step=step)
+    fixed = partial(fit_continued, data, model, observation=fixed_noise(fit), reweigh=False, step=step)
+    scales = fixed(own, windows, use=~held, free="scales", states=fit.states_)
+    ours = fixed(fit.params_, windows, use=held, free="starts")
+    theirs = fixed(scales.params_ if scales is not None else own, windows, use=held, free="starts")
     assert ours is not None and theirs is not None  # held_out_samples leaves them windows
     return ours, theirs
 
 
 def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, windows: tuple[int, ...], *,
                   use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
+                  observation: Observation | None = None, reweigh: bool = True,
                   step: Callable[[OutputErrorRegression], None] | None = None) -> OutputErrorRegression | None:
     """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
-    leaves two windows). ``step`` is called with each length's fit."""
+    leaves two windows, or one with only the starts free). With ``reweigh``, each length after the first weighs
+    the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit."""
     fit = None
+    observation = Observation() if observation is None else observation
     for window in windows:
-        if output_error_starts(data.n_frames, window, data.experiment_starts, use).size < 2:
+        if output_error_starts(data.n_frames, window, data.experiment_starts, use).size < (1 if free == "starts"
+                                                                                           else 2):
             break
-        fit = OutputErrorRegression(window=window, free=free).fit(data, model, params, states, use)
+        if fit is not None and reweigh:
+            observation = fixed_noise(fit)
+        fit = OutputErrorRegression(window=window, free=free, observation=observation).fit(
+            data, model, params, states, use)
         params, states = fit.params_, fit.states_
         log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
                  window, fit.rms_)

@@ -82,7 +82,7 @@ def _roughness(c: np.ndarray) -> tuple[np.ndarray, float]:
     """What a local cubic fit leaves over of each series (frames away from the ends), and sqrt(1 - w), w the
     filter's weight on the centre frame: the filter keeps part of the noise, the rough part is that much smaller."""
     n = NOISE_FILTER_LENGTH
-    rough = (c - savgol_filter(c, n, 3, axis=0))[n:-n]
+    rough = (c - savgol_filter(c, n, 3, axis=0, mode="nearest"))[n:-n]  # the ends, cut here, need no fit
     centre_weight = savgol_filter(np.eye(n)[n // 2], n, 3)[n // 2]
     return rough, float(np.sqrt(1.0 - centre_weight))
 
@@ -95,18 +95,50 @@ def estimate_noise(concentrations: np.ndarray) -> float:
     return float(MAD_TO_SD * np.median(np.abs(rough)) / kept)
 
 
-def metabolite_noise(concentrations: np.ndarray) -> np.ndarray:
+def metabolite_noise(concentrations: np.ndarray, relative: bool = False) -> np.ndarray:
     """Each metabolite's measurement-noise sd, as :func:`estimate_noise` per column, from its positive readings
-    only (readings cut at zero are censored); floored at 1e-3 of the median, and at the median itself where some
-    readings are cut: the cut shrinks the spread of the readings left, so their own estimate is too small."""
+    only (readings cut at zero are censored); with ``relative``, of the log readings (log-normal noise: the sd
+    of log c). Floored as :func:`robust_noise` says."""
     n = NOISE_FILTER_LENGTH
     c = concentrations.astype(np.float64)
-    rough, kept = _roughness(c)
+    cut = c <= 0
     with np.errstate(all="ignore"):
-        sd = MAD_TO_SD * np.nanmedian(np.abs(np.where(c[n:-n] > 0, rough, np.nan)), axis=0) / kept
-    floor = 1e-3 * max(float(np.nanmedian(sd)), 1e-12)
+        values = np.log(np.where(cut, np.nan, c)) if relative else c  # a NaN spoils its neighbours' roughness
+    rough, kept = _roughness(values)
+    return robust_noise(rough / kept, cut[n:-n])
+
+
+def robust_noise(residuals: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Per column, the noise sd from ``residuals`` (rows: readings) that are pure noise: MAD scale of those not
+    ``cut`` (or NaN), floored at 1e-3 of the median over columns, and at that median itself in a column with cut
+    readings: the cut shrinks the spread of the readings left, so their own estimate is too small."""
+    with np.errstate(all="ignore"):
+        sd = MAD_TO_SD * np.nanmedian(np.abs(np.where(cut, np.nan, residuals)), axis=0)
+    floor = 1e-3 * max(float(np.nanmedian(sd)) if np.isfinite(sd).any() else 0.0, 1e-12)
     sd = np.where(np.isfinite(sd), np.maximum(sd, floor), floor)
-    return np.where(np.any(c <= 0, axis=0), np.maximum(sd, np.median(sd)), sd)
+    return np.where(np.any(cut, axis=0), np.maximum(sd, np.median(sd)), sd)
+
+
+def noise_is_relative(absolute_sd: np.ndarray, relative_sd: np.ndarray) -> bool:
+    """Whether measurement noise looks relative (log-normal, sd proportional to the concentration) rather than
+    absolute, from each metabolite's noise sd estimated both ways (of the readings, and of their logs): relative
+    when the log-scale sds are more alike across metabolites (a smaller interquartile range of their logs).
+    Metabolites at different levels tell the two apart; give only metabolites without readings at zero."""
+    if len(absolute_sd) < 4:
+        return False
+    spread = [np.subtract(*np.percentile(np.log(sd), [75, 25])) for sd in (absolute_sd, relative_sd)]
+    return bool(spread[1] < spread[0])
+
+
+def record_noise_is_relative(concentrations: np.ndarray) -> bool:
+    """:func:`noise_is_relative` from the record's roughness (:func:`metabolite_noise`), over the metabolites
+    whose readings are all above zero. On sparse records the roughness holds the dynamics too: the output-error
+    fit checks the answer on its residuals."""
+    positive = np.all(concentrations > 0, axis=0)
+    if len(concentrations) < 3 * NOISE_FILTER_LENGTH:
+        return False
+    c = concentrations[:, positive]
+    return noise_is_relative(metabolite_noise(c), metabolite_noise(c, relative=True))
 
 
 def integral_form(concentrations: np.ndarray, cfg: Stage1Config, noise_sd: float | None = None) -> tuple[int, int]:
