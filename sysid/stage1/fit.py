@@ -117,7 +117,10 @@ def _sparse_noisy(reg: ShootingRegression, data: Dataset, cfg: Stage1Config) -> 
 def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int,
                        excluded: np.ndarray, progress: Callable[..., None] | None) -> Stage1Result:
     """Output error from ``result``'s slopes and offsets (:func:`refine_by_output_error`), grouped again on its
-    estimates (weighted centres) when its answer is kept; ``excluded`` metabolites stay unidentified."""
+    estimates (weighted centres) when its answer is kept; ``excluded`` metabolites stay unidentified. Not after
+    a run-level misfit: the output error fits the same corrections, and no metabolite is identified anyway."""
+    if result.misfit.misfit:
+        return result
     reg = result.regression
     refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows, progress,
                                      substeps=substeps(data, cfg) if uses_shooting(data, model, cfg) else 1,

@@ -198,6 +198,8 @@ def test_output_error_on_a_sparse_record_with_relative_noise(monkeypatch):
     assert np.median(fit.slope_se_ / np.abs(slope)) < 0.6  # seeds 1-3: 0.28-0.47 (the start is 0.29 off)
 
 
-def test_output_error_windows_are_validated():
+def test_output_error_windows_and_noise_kind_are_validated():
     with pytest.raises(SysidInputError, match="output_error_windows"):
         Stage1Config(output_error_windows=(1, 10))
+    with pytest.raises(SysidInputError, match="noise_kind"):
+        Stage1Config(noise_kind="poisson")

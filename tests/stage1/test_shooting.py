@@ -1,5 +1,7 @@
 """Stage 1 on sparse records: shooting over recorded intervals with the frozen model on sub-steps."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from sysid.io.dataset import Dataset
 from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1.fit import fit_stage1, uses_shooting
+from sysid.stage1.output_error import OutputErrorRegression
 from sysid.stage1.shooting import ShootingRegression, interval_starts, substrate_colouring
 
 SPARSE = {"n_metabolites": 16, "n_reactions": 28, "n_frames": 600, "record_every": 5, "seed": 3}
@@ -59,12 +62,25 @@ def test_sensitivities_match_finite_differences(sparse_case):
 def test_sparse_record_without_noise_recovers_the_homeostasis(sparse_case):
     cfg, sim, data, model = sparse_case
     assert uses_shooting(data, model, cfg.sysid.stage1)
-    fit = fit_stage1(data, model, cfg.sysid.stage1).fit
-    t = sim.truth
+    result = fit_stage1(data, model, cfg.sysid.stage1)
+    assert isinstance(result.regression, ShootingRegression)  # a clean record: no output error after it
+    fit, t = result.fit, sim.truth
     slope, offset = -t.lambdas[t.types], t.lambdas[t.types] * t.baselines[t.types]
     assert np.median(np.abs(fit.raw_slope / slope - 1)) < 0.02
     assert np.median(np.abs(fit.raw_offset / offset - 1)) < 0.02
     assert fit.n_groups == 2
+
+
+def test_noisy_sparse_record_goes_on_to_output_error(sparse_case):
+    """With 0.3% log-normal noise the shooting fit's interval residuals say the record is noisy: the output
+    error follows (relative noise found) and its answer, at least as good on held-out data, is the one kept."""
+    cfg, _, data, model = sparse_case
+    sim = simulate(cfg.simulation, 0.003, noise_kind="relative")
+    noisy = Dataset(sim.concentrations, sim.dcdt, sim.positions, sim.network, sim.delta_t, euler_steps=False,
+                    steps_per_frame=5)
+    short = dataclasses.replace(cfg.sysid.stage1, output_error_windows=(4, 8))  # 2, 4, 8 samples: quicker
+    reg = fit_stage1(noisy, model, short).regression
+    assert isinstance(reg, OutputErrorRegression) and reg.observation.relative and reg.observation.substeps == 5
 
 
 def test_fit_reads_a_sparse_record_from_its_folder(sparse_case, tmp_path):
