@@ -52,3 +52,10 @@ def imprecise(joint_se: np.ndarray, slope: np.ndarray, min_z: float = MIN_Z) -> 
     finite = np.isfinite(slope)
     scale = float(np.median(np.abs(slope[finite]))) if finite.any() else 0.0
     return ~finite | ~(joint_se * min_z <= scale)
+
+
+def unresolved(points: np.ndarray, cov: np.ndarray, min_z: float = MIN_Z) -> np.ndarray:
+    """(n_metabolites,) bool: neither the slope nor the offset (``points`` (n, 2), covariances ``cov``
+    (n, 2, 2)) is resolved, each by :func:`imprecise` against its own median |value|."""
+    se = np.sqrt(np.abs(np.diagonal(cov, axis1=1, axis2=2)))
+    return imprecise(se[:, 0], points[:, 0], min_z) & imprecise(se[:, 1], points[:, 1], min_z)
