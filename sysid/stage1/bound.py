@@ -31,8 +31,9 @@ import numpy as np
 from scipy import linalg
 
 from sysid.model import MetabolismModel
-from sysid.stage1.output_error import Corrected, output_error_starts, window_sensitivities
+from sysid.stage1.output_error import Corrected, window_sensitivities
 from sysid.stage1.shooting import scaled_pseudo_inverse
+from sysid.stage1.windows import output_error_starts
 
 
 @dataclass(frozen=True, eq=False)

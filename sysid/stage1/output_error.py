@@ -36,20 +36,20 @@ from functools import partial
 
 import numpy as np
 import torch
-from scipy import linalg, special
+from scipy import linalg
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.residuals import metabolite_noise, noise_is_relative, record_noise_is_relative, robust_noise
+from sysid.stage1.readings import Observation, fitted_noise, relative_fits_better, weighed_residuals
+from sysid.stage1.residuals import record_noise_is_relative
 from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, scaled_pseudo_inverse, substrate_colouring
+from sysid.stage1.windows import held_out_samples, lead_in, output_error_starts
 
 log = logging.getLogger(__name__)
 DAMPING = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # Levenberg-Marquardt damping, relative to the diagonal
 TOLERANCE = 5e-3  # relative decrease of the weighted cost below which a window length's passes stop
 PASSES = 4  # at most this many passes per window length
 MAX_RMS = 1.5  # a fit whose weighted rms residual is above this many noise sds has not converged: not used
-HELD_OUT_EVERY = 5  # every 5th block of the longest windows is held out to compare the answer with stage 1's
-LOG_FLOOR = 1e-12  # relative noise: a simulated state at zero counts as this in the log residual
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,20 +68,6 @@ class Corrected:
         n = len(self.slope)
         return Corrected(self.slope + delta[:n], self.offset + delta[n : 2 * n],
                          self.scale * np.maximum(1.0 + delta[2 * n :], MIN_SCALE))
-
-
-@dataclass(frozen=True, eq=False)
-class Observation:
-    """How the readings relate to the simulated states: Euler ``substeps`` per recorded interval; ``relative``
-    (log-normal) noise, fitted as residuals of log concentrations, or absolute; ``sd``, each metabolite's noise
-    sd on that scale (None: from the record's roughness, :func:`metabolite_noise`)."""
-
-    substeps: int = 1
-    relative: bool = False
-    sd: np.ndarray | None = None
-
-    def noise(self, concentrations: np.ndarray) -> np.ndarray:
-        return metabolite_noise(concentrations, self.relative) if self.sd is None else self.sd
 
 
 def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Corrected, *, window: int,
@@ -122,82 +108,6 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
             sens[clamped] = 0.0
         if (step + 1) % substeps == 0:
             yield (step + 1) // substeps, x, sens
-
-
-def output_error_starts(n_frames: int, window: int, experiment_starts=(0,), use: np.ndarray | None = None
-                        ) -> np.ndarray:
-    """First sample of each window of ``window`` recorded samples, windows inside one experiment, not
-    sharing samples; with ``use`` (per sample), only the windows whose samples it allows."""
-    bounds = [*experiment_starts, n_frames + 1]
-    first = np.concatenate([np.arange(s, e - window + 1, window)
-                            for s, e in zip(bounds[:-1], bounds[1:], strict=True)]).astype(np.int64)
-    if use is None:
-        return first
-    return first[use[first[:, None] + np.arange(window)[None, :]].all(axis=1)]
-
-
-def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For readings cut at zero (reading x + e <= 0, e ~ N(0, sd^2)): the objective -2 log P(x + e <= 0), minus
-    half its derivative in x (the place of w r in the squares), and half its second derivative (the place of w),
-    all elementwise. At x >> sd they tend to (x / sd)^2, -x / sd^2 and 1 / sd^2: a reading of zero far below the
-    model counts as a residual."""
-    a = x / sd
-    log_tail = special.log_ndtr(-a)
-    mills = np.exp(-0.5 * a**2 - 0.5 * np.log(2.0 * np.pi) - log_tail)  # phi(a) / Phi(-a)
-    return -2.0 * log_tail, -mills / sd, mills * (mills - a) / sd**2
-
-
-def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relative: bool):
-    """For readings ``observed`` of states ``x`` (B, M) with noise sds ``sd`` (M,): w r and w (their places in
-    the Gauss-Newton gradient and information), the objective and the weighted squares of the readings above
-    zero (floats), and the factor that turns d x into d (fitted scale) (None: 1). Absolute noise: r = y - x, a
-    reading cut at zero enters by :func:`censored_terms`; relative: r = log y - log x, factor 1 / x, readings at
-    zero left out."""
-    cut = observed <= 0
-    w = np.broadcast_to(1.0 / sd**2, observed.shape).copy()
-    if relative:
-        x_pos = np.maximum(x, LOG_FLOOR)
-        w[cut] = 0.0
-        with np.errstate(divide="ignore"):
-            r = np.where(cut, 0.0, np.log(np.where(cut, 1.0, observed)) - np.log(x_pos))
-        squares = float(np.sum(w * r * r))
-        return w * r, w, squares, squares, 1.0 / x_pos
-    r = observed - x
-    wr = w * r
-    wr[cut] = 0.0
-    squares = float(np.sum(wr * r))
-    idx = np.nonzero(cut)
-    terms, wr[idx], w[idx] = censored_terms(x[idx], sd[idx[1]])
-    return wr, w, squares + float(np.sum(terms)), squares, None
-
-
-def fitted_noise(observed: np.ndarray, fitted: np.ndarray, relative: bool, window: int) -> np.ndarray:
-    """Each metabolite's noise sd (on the fitted scale) from the residuals of a fit over windows of ``window``
-    samples (B, window, M): :func:`robust_noise`, over sqrt(1 - 1 / window) (each window's start takes about one
-    reading's worth of each metabolite's residuals)."""
-    cut = (observed <= 0).reshape(-1, observed.shape[-1])
-    with np.errstate(all="ignore"):
-        r = (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
-    return robust_noise(r.reshape(cut.shape) / np.sqrt(1.0 - 1.0 / window), cut)
-
-
-def relative_fits_better(observed: np.ndarray, fitted: np.ndarray, window: int) -> bool:
-    """:func:`noise_is_relative` on a fit's residuals (B, window, M), over the metabolites without readings at
-    zero: it tells the kinds apart on sparse records too, where the record's roughness holds the dynamics."""
-    positive = np.all(observed > 0, axis=(0, 1))
-    o, f = observed[..., positive], fitted[..., positive]
-    return noise_is_relative(fitted_noise(o, f, False, window), fitted_noise(o, f, True, window))
-
-
-def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.ndarray | None:
-    """Per recorded sample, whether it lies in a held-out block: every HELD_OUT_EVERY-th block of ``block``
-    samples of each experiment. None when no held-out window or fewer than two training windows would be left."""
-    bounds = [*experiment_starts, n_frames + 1]
-    index = np.concatenate([np.arange(e - s) // block for s, e in zip(bounds[:-1], bounds[1:], strict=True)])
-    held = index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
-    enough = [output_error_starts(n_frames, block, experiment_starts, use).size >= least
-              for use, least in ((held, 1), (~held, 2))]
-    return held if all(enough) else None
 
 
 class OutputErrorRegression:
@@ -373,17 +283,6 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
                        Observation(substeps, relative), check_kind=noise_kind == "auto")
     finally:
         steps.finish()
-
-
-def lead_in(windows: tuple[int, ...], substeps: int) -> tuple[int, ...]:
-    """``windows`` (samples) preceded, on a record with ``substeps`` Euler steps per sample, by shorter lengths
-    that double from the one spanning about ``windows[0]`` steps (at least 2 samples): a fit over windows of many
-    steps only converges from a start close to the answer."""
-    lead, w = [], max(2, round(windows[0] / substeps))
-    while 2 * w <= windows[0]:
-        lead.append(w)
-        w *= 2
-    return (*lead, *windows) if substeps > 1 else windows
 
 
 def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray, windows: tuple[int, ...],

@@ -1,0 +1,86 @@
+"""How readings relate to the simulated states in the output-error fit: the noise model.
+
+Absolute noise: a reading is y = c + e, e ~ N(0, sd_i^2), cut at zero; a reading
+at zero says only that c + e <= 0 (a censored, or Tobit, likelihood). Relative
+(log-normal) noise: y = c exp(e), fitted as log y - log c. Each metabolite's sd
+is estimated from the record's roughness, or from the residuals of a fit; the
+kind of noise is told by the data (:func:`relative_fits_better`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from sysid.stage1.residuals import metabolite_noise, noise_is_relative, robust_noise
+
+LOG_FLOOR = 1e-12  # relative noise: a simulated state at zero counts as this in the log residual
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """How the readings relate to the simulated states: Euler ``substeps`` per recorded interval; ``relative``
+    (log-normal) noise, fitted as residuals of log concentrations, or absolute; ``sd``, each metabolite's noise
+    sd on that scale (None: from the record's roughness, :func:`metabolite_noise`)."""
+
+    substeps: int = 1
+    relative: bool = False
+    sd: np.ndarray | None = None
+
+    def noise(self, concentrations: np.ndarray) -> np.ndarray:
+        return metabolite_noise(concentrations, self.relative) if self.sd is None else self.sd
+
+
+def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For readings cut at zero (reading x + e <= 0, e ~ N(0, sd^2)): the objective -2 log P(x + e <= 0), minus
+    half its derivative in x (the place of w r in the squares), and half its second derivative (the place of w),
+    all elementwise. At x >> sd they tend to (x / sd)^2, -x / sd^2 and 1 / sd^2: a reading of zero far below the
+    model counts as a residual."""
+    a = x / sd
+    log_tail = special.log_ndtr(-a)
+    mills = np.exp(-0.5 * a**2 - 0.5 * np.log(2.0 * np.pi) - log_tail)  # phi(a) / Phi(-a)
+    return -2.0 * log_tail, -mills / sd, mills * (mills - a) / sd**2
+
+
+def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relative: bool):
+    """For readings ``observed`` of states ``x`` (B, M) with noise sds ``sd`` (M,): w r and w (their places in
+    the Gauss-Newton gradient and information), the objective and the weighted squares of the readings above
+    zero (floats), and the factor that turns d x into d (fitted scale) (None: 1). Absolute noise: r = y - x, a
+    reading cut at zero enters by :func:`censored_terms`; relative: r = log y - log x, factor 1 / x, readings at
+    zero left out."""
+    cut = observed <= 0
+    w = np.broadcast_to(1.0 / sd**2, observed.shape).copy()
+    if relative:
+        x_pos = np.maximum(x, LOG_FLOOR)
+        w[cut] = 0.0
+        with np.errstate(divide="ignore"):
+            r = np.where(cut, 0.0, np.log(np.where(cut, 1.0, observed)) - np.log(x_pos))
+        squares = float(np.sum(w * r * r))
+        return w * r, w, squares, squares, 1.0 / x_pos
+    r = observed - x
+    wr = w * r
+    wr[cut] = 0.0
+    squares = float(np.sum(wr * r))
+    idx = np.nonzero(cut)
+    terms, wr[idx], w[idx] = censored_terms(x[idx], sd[idx[1]])
+    return wr, w, squares + float(np.sum(terms)), squares, None
+
+
+def fitted_noise(observed: np.ndarray, fitted: np.ndarray, relative: bool, window: int) -> np.ndarray:
+    """Each metabolite's noise sd (on the fitted scale) from the residuals of a fit over windows of ``window``
+    samples (B, window, M): :func:`robust_noise`, over sqrt(1 - 1 / window) (each window's start takes about one
+    reading's worth of each metabolite's residuals)."""
+    cut = (observed <= 0).reshape(-1, observed.shape[-1])
+    with np.errstate(all="ignore"):
+        r = (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
+    return robust_noise(r.reshape(cut.shape) / np.sqrt(1.0 - 1.0 / window), cut)
+
+
+def relative_fits_better(observed: np.ndarray, fitted: np.ndarray, window: int) -> bool:
+    """:func:`noise_is_relative` on a fit's residuals (B, window, M), over the metabolites without readings at
+    zero: it tells the kinds apart on sparse records too, where the record's roughness holds the dynamics."""
+    positive = np.all(observed > 0, axis=(0, 1))
+    o, f = observed[..., positive], fitted[..., positive]
+    return noise_is_relative(fitted_noise(o, f, False, window), fitted_noise(o, f, True, window))

@@ -1,0 +1,42 @@
+"""The windows of the output-error fit: where each starts, which blocks are held out, and the shorter lengths
+a sparse record starts with."""
+
+from __future__ import annotations
+
+import numpy as np
+
+HELD_OUT_EVERY = 5  # every 5th block of the longest windows is held out to compare the answer with stage 1's
+
+
+def output_error_starts(n_frames: int, window: int, experiment_starts=(0,), use: np.ndarray | None = None
+                        ) -> np.ndarray:
+    """First sample of each window of ``window`` recorded samples, windows inside one experiment, not
+    sharing samples; with ``use`` (per sample), only the windows whose samples it allows."""
+    bounds = [*experiment_starts, n_frames + 1]
+    first = np.concatenate([np.arange(s, e - window + 1, window)
+                            for s, e in zip(bounds[:-1], bounds[1:], strict=True)]).astype(np.int64)
+    if use is None:
+        return first
+    return first[use[first[:, None] + np.arange(window)[None, :]].all(axis=1)]
+
+
+def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.ndarray | None:
+    """Per recorded sample, whether it lies in a held-out block: every HELD_OUT_EVERY-th block of ``block``
+    samples of each experiment. None when no held-out window or fewer than two training windows would be left."""
+    bounds = [*experiment_starts, n_frames + 1]
+    index = np.concatenate([np.arange(e - s) // block for s, e in zip(bounds[:-1], bounds[1:], strict=True)])
+    held = index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+    enough = [output_error_starts(n_frames, block, experiment_starts, use).size >= least
+              for use, least in ((held, 1), (~held, 2))]
+    return held if all(enough) else None
+
+
+def lead_in(windows: tuple[int, ...], substeps: int) -> tuple[int, ...]:
+    """``windows`` (samples) preceded, on a record with ``substeps`` Euler steps per sample, by shorter lengths
+    that double from the one spanning about ``windows[0]`` steps (at least 2 samples): a fit over windows of many
+    steps only converges from a start close to the answer."""
+    lead, w = [], max(2, round(windows[0] / substeps))
+    while 2 * w <= windows[0]:
+        lead.append(w)
+        w *= 2
+    return (*lead, *windows) if substeps > 1 else windows

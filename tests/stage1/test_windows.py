@@ -1,0 +1,17 @@
+"""Windows of the output error (sysid.stage1.windows): held-out blocks and the lead-in of sparse records."""
+
+from sysid.stage1.windows import held_out_samples, lead_in
+
+
+def test_held_out_samples_need_a_held_out_window_and_two_training_windows():
+    assert held_out_samples(4 * 40, 40) is None  # the fifth block is one sample: no held-out window
+    held = held_out_samples(7 * 40, 40)  # a sparse record: one held-out window, six to train on
+    assert held is not None and held.sum() == 40 and held[160:200].all()
+    held = held_out_samples(2 * 5 * 40 - 1, 40, experiment_starts=(0, 200))  # two experiments of 200 samples
+    assert held is not None and held.sum() == 80 and held[160:200].all() and held[360:400].all()
+
+
+def test_lead_in_starts_sparse_records_with_short_windows():
+    assert lead_in((10, 20, 40), 1) == (10, 20, 40)  # Euler records: as configured
+    assert lead_in((10, 20, 40), 10) == (2, 4, 10, 20, 40)  # 10 steps per sample: from 2 samples (20 steps)
+    assert lead_in((4, 8), 10) == (2, 4, 8)
