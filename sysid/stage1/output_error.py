@@ -259,8 +259,7 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
     """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
     window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
     the one before, so the longer windows start inside their region of convergence), with ``substeps`` Euler
-    steps per recorded interval (and shorter lengths first where the shortest spans more steps than samples
-    on an Euler record: :func:`lead_in`).
+    steps per recorded interval (on a sparse record after shorter lengths: :func:`lead_in`).
 
     ``noise_kind`` (``absolute``, ``relative`` or ``auto``): with ``auto``, the kind the record's roughness
     suggests (:func:`record_noise_is_relative`), checked on the residuals of the first window length (and that
@@ -299,9 +298,10 @@ def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np
         observation = Observation(observation.substeps, not observation.relative)
         fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
     log.info("stage 1 output error: %s noise", "relative (log-normal)" if observation.relative else "absolute")
-    if fit is not None and len(windows) > 1:
-        fit = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
-                            observation=replace(observation, sd=fit.noise_sd_), step=steps)
+    if fit is not None and len(windows) > 1:  # the longer lengths, as far as the record has windows for them
+        longer = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
+                               observation=replace(observation, sd=fit.noise_sd_), step=steps)
+        fit = fit if longer is None else longer
     if fit is None or not np.isfinite(fit.rms_) or fit.rms_ > MAX_RMS:
         log.warning("stage 1: the output-error fit did not converge (weighted rms %s noise sds); the equation-error "
                     "answer is kept", "n/a" if fit is None else f"{fit.rms_:.3g}")
