@@ -141,7 +141,8 @@ class OutputErrorRegression:
         windows whose samples ``use`` allows (default: all)."""
         y = data.concentrations.astype(np.float64)
         first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
-        observed = y[first[:, None] + np.arange(self.window)[None, :]]  # (B, window, M)
+        samples = first[:, None] + np.arange(self.window)[None, :]
+        observed = y[samples]  # (B, window, M)
         sd = self.observation.noise(y)
         params, x0 = start, (y if states is None else states)[first].copy()
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
@@ -173,7 +174,7 @@ class OutputErrorRegression:
         self.states_ = y.copy()
         for k, x, _ in self._simulate(data, model, params, x0, sensitivities=False):
             self.states_[first + k] = x
-        fitted = self.states_[first[:, None] + np.arange(self.window)[None, :]]
+        fitted = self.states_[samples]
         self.noise_sd_ = fitted_noise(observed, fitted, self.observation.relative, self.window)
         self.relative_fits_better_ = relative_fits_better(observed, fitted, self.window)
         self.params_ = params

@@ -237,7 +237,9 @@ def rates_and_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray
         dv = np.zeros((len(x), model.n_reactions, model.n_metabolites), np.float32)
         for k, edges in enumerate(members):
             dv[:, rxn[edges], met[edges]] = per_colour[k][:, rxn[edges]]
-    return rates(msg).double().cpu().numpy(), dv, model.combine(msg).double().cpu().numpy()
+    agg = model.combine(msg)
+    v = model.rates(c, model.rate_features(c, agg))
+    return v.double().cpu().numpy(), dv, agg.double().cpu().numpy()
 
 
 def interval_starts(n_frames: int, span: int, experiment_starts=(0,)) -> np.ndarray:

@@ -39,4 +39,4 @@ def lead_in(windows: tuple[int, ...], substeps: int) -> tuple[int, ...]:
     while 2 * w <= windows[0]:
         lead.append(w)
         w *= 2
-    return (*lead, *windows) if substeps > 1 else windows
+    return (*lead, *windows)  # none with one step per sample: windows[0] itself spans windows[0] steps
