@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -145,6 +146,14 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
                   weighted_centre=True)
 
 
+def _group_values(grouping) -> np.ndarray | None:
+    """(n_groups, 4) slope, offset and their standard errors, when the groups' centres are shared values."""
+    if grouping.means_cov is None:
+        return None
+    se = np.sqrt(np.diagonal(grouping.means_cov, axis1=1, axis2=2))
+    return np.column_stack([grouping.means, se])
+
+
 def _warn_misfit(misfit: MisfitReport, skip: np.ndarray, threshold: float) -> None:
     for i in np.nonzero(misfit.flagged & ~skip)[0]:
         log.warning("metabolite %d: the fit leaves a smooth residual of %.3g of the frozen model's term (above %.3g):"
@@ -222,10 +231,15 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
            refit: Callable[[np.ndarray], HomeostasisRegression] | None = None,
            weighted_centre: bool = False) -> Stage1Result:
     """Groups (on the identified metabolites), then, where ``refit`` can redo the windowed regression with
-    curves as columns, a curve form per group (docs/method.md, section 2d). ``weighted_centre``: the groups'
-    centres are precision-weighted means (for the output-error estimates), else medians."""
+    curves as columns, a curve form per group (docs/method.md, section 2d). ``weighted_centre`` (for the
+    output-error estimates): the groups' centres are precision-weighted means, or, where ``reg`` has the
+    estimates' full covariance (``estimate_cov_``) and the members share their offsets too, the values the
+    members share (generalised least squares), else medians."""
     points = np.column_stack([reg.slope_, reg.offset_])
-    group = find_slope_groups if species_set_points(model) else find_groups
+    if species_set_points(model):
+        group = find_slope_groups
+    else:
+        group = partial(find_groups, estimate_cov=getattr(reg, "estimate_cov_", None))
     grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified, calibrate=True, weighted_centre=weighted_centre)
     cov = calibrated(reg.joint_cov_, grouping.error_scale)
@@ -253,6 +267,6 @@ def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, c
         slope=grouping.pooled[:, 0], offset=grouping.pooled[:, 1], slope_se=np.sqrt(cov[:, 0, 0]),
         offset_se=np.sqrt(cov[:, 1, 1]),
         groups=labels, raw_slope=reg.slope_, raw_offset=reg.offset_, quadratic=reg.quadratic_,
-        identified=identified, curves=curves, form_bics=bics,
+        identified=identified, curves=curves, form_bics=bics, group_values=_group_values(grouping),
     )
     return Stage1Result(fit, reg, frozen, window, misfit, report)

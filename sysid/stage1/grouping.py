@@ -19,6 +19,7 @@ from sklearn.mixture import GaussianMixture
 
 from sysid.stage1.calibration import calibrated, dispersion
 from sysid.stage1.residuals import MAD_TO_SD
+from sysid.stage1.shared import shared_estimates
 
 N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
@@ -37,6 +38,7 @@ class Grouping:
     pooled: np.ndarray  # (n, 2) slope and offset pooled within the group
     means: np.ndarray  # (k, 2)
     error_scale: np.ndarray  # (d,) factor by which the pooling widened each coordinate's standard errors (>= 1)
+    means_cov: np.ndarray | None = None  # (k, d, d) error covariance of the means, when they are shared values
 
 
 def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -68,6 +70,7 @@ def _reliable(cov: np.ndarray, among: np.ndarray) -> np.ndarray:
 def find_groups(
     points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0,
     trusted: np.ndarray | None = None, calibrate: bool = False, weighted_centre: bool = False,
+    estimate_cov: np.ndarray | None = None,
 ) -> Grouping:
     """Group metabolites given points (n, d) (slope, offset) and covariances (n, d, d).
 
@@ -77,7 +80,10 @@ def find_groups(
     (a curved regulation spreads its members' lines far beyond their errors; errors widened by that spread
     would dissolve its groups). With ``weighted_centre``, each group's centre is the members' precision-weighted
     robust mean (:func:`robust_weighted_mean`) instead of their median: for estimates whose errors are unbiased
-    and whose standard errors hold (the output-error fit's).
+    and whose standard errors hold (the output-error fit's). With ``estimate_cov`` as well, the points' full
+    error covariance (2n, 2n: slopes, then offsets), each group's centre is the (slope, offset) its trusted
+    members share, by generalised least squares (:func:`sysid.stage1.shared.shared_estimates`), with its
+    covariance (widened as the standard errors are).
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
@@ -107,8 +113,14 @@ def find_groups(
     phi = np.ones(points.shape[1])
     if calibrate:
         phi = dispersion(points, cov, labels, np.ones(n, bool) if trusted is None else np.asarray(trusted, bool))
+    means_cov = None
+    if estimate_cov is not None and weighted_centre and points.shape[1] == 2:
+        shared = shared_estimates(points, estimate_cov, labels, finite_shape, len(means))
+        known = np.all(np.isfinite(shared.values), axis=1)
+        means[known] = (shared.values[known] - centre) / spread
+        means_cov = calibrated(shared.cov, phi)
     pooled = _pool(z, calibrated(z_cov, phi), labels, means, covs, finite) * spread + centre
-    return _ordered(labels, pooled, means * spread + centre, phi)
+    return _ordered(labels, pooled, means * spread + centre, phi, means_cov)
 
 
 def find_slope_groups(points: np.ndarray, cov: np.ndarray, **kwargs) -> Grouping:
@@ -246,10 +258,12 @@ def _pool(z, z_cov, labels, means, covs, finite) -> np.ndarray:
     return pooled
 
 
-def _ordered(labels: np.ndarray, pooled: np.ndarray, means: np.ndarray, error_scale: np.ndarray) -> Grouping:
+def _ordered(labels: np.ndarray, pooled: np.ndarray, means: np.ndarray, error_scale: np.ndarray,
+             means_cov: np.ndarray | None = None) -> Grouping:
     """Number the used groups 0..k-1 by decreasing slope (strongest regulation last)."""
     used = np.unique(labels)
     order = used[np.argsort(-means[used, 0])]
     mapping = np.zeros(len(means), np.int64)
     mapping[order] = np.arange(len(order))
-    return Grouping(mapping[labels], pooled, means[order], error_scale)
+    return Grouping(mapping[labels], pooled, means[order], error_scale,
+                    None if means_cov is None else means_cov[order])

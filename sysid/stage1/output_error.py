@@ -120,7 +120,8 @@ class OutputErrorRegression:
     fitted :class:`Corrected`), ``states_`` (the record with each window replaced by its fitted trajectory),
     from which a fit over longer windows starts, ``noise_sd_`` (:func:`fitted_noise`, the weights of the next
     fit) and ``relative_fits_better_`` (:func:`relative_fits_better`). With ``free="all"`` also ``slope_``,
-    ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``slope_se_``,
+    ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``estimate_cov_`` (all
+    slopes then all offsets, 2M x 2M: the metabolites' errors are correlated through the shared scales), ``slope_se_``,
     ``offset_se_``, ``quadratic_`` and ``collinear_`` (none), and, for the detectability report,
     ``design_matrix_`` (a square root of the reduced information, whose column cosines are those of the
     information), ``slope_cols_`` and ``reaction_cols_``.
@@ -232,6 +233,7 @@ class OutputErrorRegression:
         pairs = np.stack([idx, idx + n_met], axis=1)
         self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
         self.cov_ = self.joint_cov_ = cov[pairs[:, :, None], pairs[:, None, :]]
+        self.estimate_cov_ = cov[: 2 * n_met, : 2 * n_met]
         self.slope_se_, self.offset_se_ = np.sqrt(self.cov_[:, 0, 0]), np.sqrt(self.cov_[:, 1, 1])
         self.quadratic_ = np.zeros(n_met, bool)
         self.collinear_ = np.zeros(n_par - 2 * n_met, bool)

@@ -28,6 +28,8 @@ class HomeostasisFit:
     identified: np.ndarray | None = None  # bool: the data can separate this homeostasis from the model's errors
     curves: tuple[GroupCurve, ...] | None = None  # per group: the curve of the form chosen on the pooled group
     form_bics: tuple[dict[str, float], ...] | None = None  # per group: BIC of every candidate form
+    # per group: slope, offset and their standard errors when estimated as values the members share
+    group_values: np.ndarray | None = None  # (n_groups, 4)
 
     def is_curved(self, group: int) -> bool:
         return self.curves is not None and self.curves[group].form != "linear"
@@ -61,9 +63,14 @@ class HomeostasisFit:
     def group_estimates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per group: slope, offset and their standard errors.
 
-        Each is the robust inverse-variance weighted mean of the members' own estimates (identified members,
-        when any; :func:`sysid.stage1.grouping.robust_weighted_mean`), so an outlier counts little, with its
-        standard error."""
+        ``group_values`` when the fit has them (the output-error answer: generalised least squares with the
+        estimates' full covariance, :mod:`sysid.stage1.shared`). Otherwise each is the robust inverse-variance
+        weighted mean of the members' own estimates (identified members, when any;
+        :func:`sysid.stage1.grouping.robust_weighted_mean`), so an outlier counts little, with its standard
+        error."""
+        if self.group_values is not None:
+            values = self.group_values
+            return values[:, 0], values[:, 1], values[:, 2], values[:, 3]
         raw_slope = self.slope if self.raw_slope is None else self.raw_slope
         raw_offset = self.offset if self.raw_offset is None else self.raw_offset
         out = np.full((4, self.n_groups), np.nan)
