@@ -79,9 +79,9 @@ def write_fits(out: Path, fit: HomeostasisFit, truth: Truth | None) -> None:
         "n_groups": fit.n_groups,
         "groups": [
             {"group": g, "members": np.nonzero(fit.groups == g)[0].tolist(),
-             "slope": float(g_slope[g]), "slope_se": float(g_slope_se[g]),
-             "offset": float(g_offset[g]), "offset_se": float(g_offset_se[g]),
-             "baseline": float(-g_offset[g] / g_slope[g]) if g_slope[g] else None,
+             "slope": _number(g_slope[g]), "slope_se": _number(g_slope_se[g]),
+             "offset": _number(g_offset[g]), "offset_se": _number(g_offset_se[g]),
+             "baseline": _number(-g_offset[g] / g_slope[g]) if g_slope[g] else None,
              **_group_form(fit, g)}
             for g in range(fit.n_groups)
         ],
@@ -108,6 +108,11 @@ def _group_form(fit: HomeostasisFit, g: int) -> dict:
     bics = fit.form_bics[g] if fit.form_bics is not None else {}
     curve = fit.curve(g)
     return {"form": curve.form, "curve": curve.to_json(), "form_bic": {k: float(v) for k, v in bics.items()}}
+
+
+def _number(value) -> float | None:
+    """A float for JSON; None (null) where it is not finite (a group without a usable member)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def _cell(value) -> str:

@@ -79,8 +79,17 @@ def test_noisy_sparse_record_goes_on_to_output_error(sparse_case):
     noisy = Dataset(sim.concentrations, sim.dcdt, sim.positions, sim.network, sim.delta_t, euler_steps=False,
                     steps_per_frame=5)
     short = dataclasses.replace(cfg.sysid.stage1, output_error_windows=(4, 8))  # 2, 4, 8 samples: quicker
-    reg = fit_stage1(noisy, model, short).regression
+    result = fit_stage1(noisy, model, short)
+    reg, fit = result.regression, result.fit
     assert isinstance(reg, OutputErrorRegression) and reg.observation.relative and reg.observation.substeps == 5
+    # its groups' values are those the members share (sysid.stage1.shared), with their standard errors
+    assert fit.group_values is not None and fit.group_values.shape == (fit.n_groups, 4)
+    slope, offset, slope_se, offset_se = fit.group_estimates()
+    t = sim.truth
+    for k in range(t.n_types):
+        g = np.bincount(fit.groups[t.types == k], minlength=fit.n_groups).argmax()
+        assert abs(slope[g] + t.lambdas[k]) < 4 * slope_se[g] + 0.05 * t.lambdas[k]
+        assert abs(offset[g] - t.lambdas[k] * t.baselines[k]) < 4 * offset_se[g] + 0.05 * t.lambdas[k] * t.baselines[k]
 
 
 def test_fit_reads_a_sparse_record_from_its_folder(sparse_case, tmp_path):
