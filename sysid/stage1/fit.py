@@ -17,6 +17,7 @@ from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.bound import cramer_rao_bound
 from sysid.stage1.calibration import calibrated
+from sysid.stage1.continuation import MAX_RMS, refine_by_output_error
 from sysid.stage1.design import affordable_knots
 from sysid.stage1.detectability import Detectability, detectability
 from sysid.stage1.grouping import find_groups, find_slope_groups
@@ -24,7 +25,6 @@ from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species,
 from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.noise_bias import debiased
 from sysid.stage1.nonlinear import fit_group_forms
-from sysid.stage1.output_error import refine_by_output_error
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import (
     FrozenEvaluation,
@@ -134,6 +134,11 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     if refined is None:
         return result
     identified = ~excluded & ~unresolved(np.column_stack([refined.slope_, refined.offset_]), refined.joint_cov_)
+    off_noise = ~(refined.metabolite_rms_ <= MAX_RMS)
+    for i in np.nonzero(off_noise)[0]:
+        log.warning("metabolite %d: the output-error fit leaves it %.3g noise sds off its readings (its simulated "
+                    "state does not follow them); its fit is not reported as known", i, refined.metabolite_rms_[i])
+    identified &= ~off_noise
     before = result.fit.identified
     regained = identified & ~(np.ones_like(identified) if before is None else before)
     if regained.any():

@@ -68,6 +68,16 @@ def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relat
     return wr, w, squares + float(np.sum(terms)), squares, None
 
 
+def metabolite_rms(observed: np.ndarray, fitted: np.ndarray, sd: np.ndarray, relative: bool) -> np.ndarray:
+    """Each metabolite's rms residual in noise sds over its readings above zero (B, window, M); a state at
+    zero under relative noise counts as LOG_FLOOR. NaN for a metabolite without such readings."""
+    above = observed > 0
+    with np.errstate(all="ignore"):
+        r = (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
+        squares = np.where(above, (r / sd) ** 2, 0.0).sum(axis=(0, 1))
+        return np.sqrt(squares / above.sum(axis=(0, 1)))
+
+
 def fitted_noise(observed: np.ndarray, fitted: np.ndarray, relative: bool, window: int) -> np.ndarray:
     """Each metabolite's noise sd (on the fitted scale) from the residuals of a fit over windows of ``window``
     samples (B, window, M): :func:`robust_noise`, over sqrt(1 - 1 / window) (each window's start takes about one

@@ -6,7 +6,7 @@ import pytest
 
 from sysid.config import Config
 from sysid.simulation import simulate
-from sysid.stage1.readings import censored_terms, relative_fits_better, weighed_residuals
+from sysid.stage1.readings import censored_terms, metabolite_rms, relative_fits_better, weighed_residuals
 from sysid.stage1.residuals import record_noise_is_relative
 
 REGIME = {"n_metabolites": 18, "n_reactions": 36, "n_frames": 600, "seed": 1}
@@ -27,6 +27,19 @@ def test_censored_terms_are_the_likelihood_of_a_cut_reading():
     assert cost[0] == pytest.approx(2 * np.log(2)) and np.all((wi > 0) & (wi <= 1 / sd**2))
     far = sd[-1] ** 2
     assert wr[-1] * far == pytest.approx(-x[-1], rel=0.02) and wi[-1] * far == pytest.approx(1, abs=0.03)
+
+
+def test_metabolite_rms_counts_the_readings_above_zero():
+    rng = np.random.default_rng(0)
+    sd = np.array([0.1, 0.2, 0.1])
+    fitted = np.ones((50, 4, 3))
+    observed = fitted + sd * rng.standard_normal(fitted.shape)
+    observed[:, :, 2] = np.where(np.arange(4) < 2, 0.0, 1.0 + 3 * sd[2])  # half cut at zero, half 3 sds off
+    rms = metabolite_rms(observed, fitted, sd, relative=False)
+    assert np.all(np.abs(rms[:2] - 1) < 0.15) and rms[2] == pytest.approx(3.0)
+    held = fitted.copy()
+    held[0, 1, 0] = 0.0  # a state at zero under relative noise: log residual against LOG_FLOOR
+    assert metabolite_rms(np.abs(observed), held, sd, relative=True)[0] > 10  # one of 200 readings, ~270 sds off
 
 
 def test_relative_noise_is_fitted_on_log_readings():

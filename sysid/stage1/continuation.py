@@ -1,0 +1,168 @@
+"""Output error continued over window lengths, and checked against stage 1's answer on held-out blocks.
+
+One fit over windows of one length is :class:`sysid.stage1.output_error.OutputErrorRegression`.
+Here it is continued from short windows to long ones (each length starting
+inside its region of convergence from the one before), its noise model is
+settled, and its answer is compared with stage 1's on blocks neither was
+fitted to (docs/method.md, section 2e).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+
+from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+from sysid.stage1.output_error import Corrected, OutputErrorRegression
+from sysid.stage1.readings import Observation
+from sysid.stage1.residuals import record_noise_is_relative
+from sysid.stage1.windows import held_out_samples, lead_in, output_error_starts
+
+log = logging.getLogger(__name__)
+MAX_RMS = 1.5  # a metabolite whose weighted rms residual is above this many noise sds is not fitted
+
+
+def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,
+                           windows: tuple[int, ...], progress: Callable[..., None] | None = None, *,
+                           substeps: int = 1, noise_kind: str = "auto") -> OutputErrorRegression | None:
+    """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
+    window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
+    the one before, so the longer windows start inside their region of convergence), with ``substeps`` Euler
+    steps per recorded interval (on a sparse record after shorter lengths: :func:`lead_in`).
+
+    ``noise_kind`` (``absolute``, ``relative`` or ``auto``): with ``auto``, the kind the record's roughness
+    suggests (:func:`record_noise_is_relative`), checked on the residuals of the first window length (and that
+    length fitted again with the other kind when they disagree). Each length after the first weighs the
+    metabolites by the noise sds its predecessor's residuals give (:func:`fitted_noise`).
+
+    Fitted first without the held-out blocks (:func:`held_out_samples`); there the two answers are compared
+    (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
+    on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
+    the fit has not converged (:func:`converged`): stage 1's answer stands. ``progress``
+    (done, total=..., rms=...) is told after each fit over one window length."""
+    windows = lead_in(windows, substeps)
+    held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
+    steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None))
+    if noise_kind not in ("auto", "absolute", "relative"):
+        raise ValueError(f"noise_kind must be auto, absolute or relative, not {noise_kind!r}")
+    relative = record_noise_is_relative(data.concentrations) if noise_kind == "auto" else noise_kind == "relative"
+    try:
+        return _refine(data, model, slope, offset, windows, held, steps,
+                       Observation(substeps, relative), check_kind=noise_kind == "auto")
+    finally:
+        steps.finish()
+
+
+def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray, windows: tuple[int, ...],
+            held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool
+            ) -> OutputErrorRegression | None:
+    # a metabolite stage 1 could not fit (NaN) starts without homeostasis
+    stage1 = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
+    if held is None:
+        log.info("stage 1 output error: the record is too short to hold out blocks of %d samples; no comparison "
+                 "with stage 1's answer", max(windows))
+    use = None if held is None else ~held
+    fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
+    if fit is not None and check_kind and fit.relative_fits_better_ != observation.relative:
+        observation = Observation(observation.substeps, not observation.relative)
+        fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
+    log.info("stage 1 output error: %s noise", "relative (log-normal)" if observation.relative else "absolute")
+    if fit is not None and len(windows) > 1:  # the longer lengths, as far as the record has windows for them
+        longer = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
+                               observation=replace(observation, sd=fit.noise_sd_), step=steps)
+        fit = fit if longer is None else longer
+    if fit is None or not converged(fit):
+        log.warning("stage 1: the output-error fit did not converge (median over metabolites of their weighted rms "
+                    "%s noise sds); the equation-error answer is kept",
+                    "n/a" if fit is None else f"{np.nanmedian(fit.metabolite_rms_):.3g}")
+        return None
+    if held is None:
+        return fit
+    ours, theirs = held_out_costs(data, model, fit, stage1, windows, held, step=steps)
+    log.info("stage 1 held-out blocks (%d samples): weighted rms %.4g noise sds with the output-error answer, %.4g "
+             "with stage 1's", int(held.sum()), ours.rms_, theirs.rms_)
+    if theirs.cost_ < ours.cost_:
+        log.warning("stage 1: the equation-error answer predicts the held-out blocks better than the output-error "
+                    "fit (weighted rms %.4g against %.4g noise sds); it is kept", theirs.rms_, ours.rms_)
+        return None
+    states = np.where(held[:, None], ours.states_, fit.states_)
+    final = OutputErrorRegression(window=fit.window, n_iterations=1, observation=fixed_noise(fit)).fit(
+        data, model, fit.params_, states)
+    steps(final)
+    return final
+
+
+def converged(fit: OutputErrorRegression) -> bool:
+    """The median over metabolites of their weighted rms is at most MAX_RMS (not the rms of all readings: a few
+    metabolites off the noise, flagged in :mod:`sysid.stage1.fit`, must not condemn the others' fit)."""
+    return bool(np.nanmedian(fit.metabolite_rms_) <= MAX_RMS)
+
+
+def fixed_noise(fit: OutputErrorRegression) -> Observation:
+    """``fit``'s observation with the noise sds its residuals gave."""
+    return replace(fit.observation, sd=fit.noise_sd_)
+
+
+def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, stage1: Corrected,
+                   windows: tuple[int, ...], held: np.ndarray,
+                   step: Callable[[OutputErrorRegression], None] | None = None
+                   ) -> tuple[OutputErrorRegression, OutputErrorRegression]:
+    """The held-out blocks' fits (only their windows' starts free) with the output error's parameters and with
+    stage 1's slopes and offsets; the latter with per-reaction scales of their own, fitted to the same windows
+    as ``fit`` over the same window lengths, from its states (the comparison is between the two answers, each
+    with its best frozen-model correction). Every one of these fits weighs the readings as ``fit``'s residuals
+    say (:func:`fixed_noise`), so the two objectives compare."""
+    own = Corrected(stage1.slope, stage1.offset, fit.params_.scale)
+    fixed = partial(fit_continued, data, model, observation=fixed_noise(fit), reweigh=False, step=step)
+    scales = fixed(own, windows, use=~held, free="scales", states=fit.states_)
+    ours = fixed(fit.params_, windows, use=held, free="starts")
+    theirs = fixed(scales.params_ if scales is not None else own, windows, use=held, free="starts")
+    assert ours is not None and theirs is not None  # held_out_samples leaves them windows
+    return ours, theirs
+
+
+def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, windows: tuple[int, ...], *,
+                  use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
+                  observation: Observation | None = None, reweigh: bool = True,
+                  step: Callable[[OutputErrorRegression], None] | None = None) -> OutputErrorRegression | None:
+    """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
+    window starts read from ``states`` (default: the record); the last fit (None when not even the first length
+    leaves two windows, or one with only the starts free). With ``reweigh``, each length after the first weighs
+    the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit."""
+    fit = None
+    observation = Observation() if observation is None else observation
+    for window in windows:
+        if output_error_starts(data.n_frames, window, data.experiment_starts, use).size < (1 if free == "starts"
+                                                                                           else 2):
+            break
+        if fit is not None and reweigh:
+            observation = fixed_noise(fit)
+        fit = OutputErrorRegression(window=window, free=free, observation=observation).fit(
+            data, model, params, states, use)
+        params, states = fit.params_, fit.states_
+        log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
+                 window, fit.rms_)
+        if step is not None:
+            step(fit)
+    return fit
+
+
+class _Steps:
+    """Progress over the fits of :func:`refine_by_output_error`: ``progress(done, total=..., rms=...)``."""
+
+    def __init__(self, progress: Callable[..., None] | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, fit: OutputErrorRegression) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), total=self.total, rms=fit.rms_)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(self.total, total=self.total)
