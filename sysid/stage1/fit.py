@@ -20,7 +20,7 @@ from sysid.stage1.calibration import calibrated
 from sysid.stage1.continuation import MAX_RMS, refine_by_output_error
 from sysid.stage1.design import affordable_knots
 from sysid.stage1.detectability import Detectability, detectability
-from sysid.stage1.grouping import find_groups, find_slope_groups
+from sysid.stage1.grouping import Grouping, find_groups, find_slope_groups
 from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species, unresolved
 from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.noise_bias import debiased
@@ -120,11 +120,11 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     estimates (weighted centres) when its answer is kept. Not after a run-level misfit: the output error fits
     the same corrections, and no metabolite is identified anyway.
 
-    Identified then: not ``excluded`` (structural: collinear corrections), and slope or offset resolved
-    (:func:`unresolved`). The output error's standard errors hold (coverage 0.94-0.97 in
-    ``benchmarks/noise_bench.py``), and where the slope is beyond the data's reach (a sparse, noisy record) the
-    offset still places a metabolite; the equation-error fit's per-metabolite misfit flags, found on its
-    noise-biased estimates, are not carried over."""
+    Identified then: not ``excluded`` (structural: collinear corrections), slope or offset resolved
+    (:func:`unresolved`), and the metabolite's own residuals within MAX_RMS noise sds. The output error's
+    standard errors hold (coverage 0.94-0.97 in ``benchmarks/noise_bench.py``), and where the slope is beyond
+    the data's reach (a sparse, noisy record) the offset still places a metabolite; the equation-error fit's
+    per-metabolite misfit flags, found on its noise-biased estimates, are not carried over."""
     if result.misfit.misfit:
         return result
     reg = result.regression
@@ -133,25 +133,25 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
                                      noise_kind=cfg.noise_kind)
     if refined is None:
         return result
-    identified = ~excluded & ~unresolved(np.column_stack([refined.slope_, refined.offset_]), refined.joint_cov_)
+    hidden = ~excluded & unresolved(np.column_stack([refined.slope_, refined.offset_]), refined.joint_cov_)
+    if hidden.any():
+        log.warning("%d metabolites: homeostasis not identifiable by output error (neither slope nor offset "
+                    "resolved: standard error above 1/%g of the typical value); flagged", hidden.sum(), MIN_Z)
     off_noise = ~(refined.metabolite_rms_ <= MAX_RMS)
     for i in np.nonzero(off_noise)[0]:
         log.warning("metabolite %d: the output-error fit leaves it %.3g noise sds off its readings (its simulated "
                     "state does not follow them); its fit is not reported as known", i, refined.metabolite_rms_[i])
-    identified &= ~off_noise
+    identified = ~excluded & ~hidden & ~off_noise
     before = result.fit.identified
     regained = identified & ~(np.ones_like(identified) if before is None else before)
     if regained.any():
         log.info("stage 1: %d metabolites flagged on the equation-error fit are identified by the output error's "
                  "own standard errors", regained.sum())
-    if (~identified).any():
-        log.warning("%d metabolites: homeostasis not identifiable by output error (neither slope nor offset "
-                    "resolved: standard error above 1/%g of the typical value); flagged", (~identified).sum(), MIN_Z)
     return _group(refined, identified, result.frozen, result.window, cfg, seed, model, result.misfit, data,
                   weighted_centre=True)
 
 
-def _group_values(grouping) -> np.ndarray | None:
+def _group_values(grouping: Grouping) -> np.ndarray | None:
     """(n_groups, 4) slope, offset and their standard errors, when the groups' centres are shared values."""
     if grouping.means_cov is None:
         return None
