@@ -19,7 +19,7 @@ from sklearn.mixture import GaussianMixture
 
 from sysid.stage1.calibration import calibrated, dispersion
 from sysid.stage1.residuals import MAD_TO_SD
-from sysid.stage1.shared import shared_estimates
+from sysid.stage1.shared import T_DOF, shared_estimates
 
 N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
@@ -29,7 +29,6 @@ MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one grou
 RESOLUTION = 1e-3
 MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
-T_DOF = 4.0  # degrees of freedom of the Student-t likelihood of each estimate in pooling (a common robust choice)
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-T_DOF = 4.0  # degrees of freedom of the Student-t weights (as in sysid.stage1.grouping)
+T_DOF = 4.0  # degrees of freedom of the Student-t weights, here and in sysid.stage1.grouping (a common robust choice)
 ITERATIONS = 5
 
 
@@ -89,5 +89,6 @@ def _t_weights(residual: np.ndarray, sigma: np.ndarray, m: int) -> np.ndarray:
     own[:, 0, 0], own[:, 1, 1] = sigma[i, i], sigma[m + i, m + i]
     own[:, 0, 1] = own[:, 1, 0] = sigma[i, m + i]
     diff = np.column_stack([residual[:m], residual[m:]])
-    r2 = np.einsum("mi,mi->m", diff, np.linalg.solve(own, diff[..., None])[..., 0])
+    # a pseudo-inverse: a member's slope and offset can be all but perfectly correlated
+    r2 = np.einsum("mi,mi->m", diff, (np.linalg.pinv(own, hermitian=True) @ diff[..., None])[..., 0])
     return np.minimum((T_DOF + 2.0) / (T_DOF + r2), 1.0)
