@@ -248,7 +248,11 @@ def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: f
     for block, g in zip(info, grad, strict=True):
         a, b, d = block[:n_par, :n_par], block[:n_par, n_par:], block[n_par:, n_par:]
         d = d + np.diag(damping * np.diag(d) + 1e-12 * max(float(np.trace(d)), 1e-300) / len(d))
-        solved = linalg.solve(d, np.column_stack([b.T, g[n_par:]]), assume_a="pos")
+        rhs_d = np.column_stack([b.T, g[n_par:]])
+        try:
+            solved = linalg.solve(d, rhs_d, assume_a="pos")
+        except linalg.LinAlgError:  # a start the window does not determine (a state held at zero): no step there
+            solved = linalg.pinvh(d, rtol=1e-6) @ rhs_d  # directions below float32 precision (the sums') dropped
         reduced += a - b @ solved[:, :-1]
         rhs += g[:n_par] - b @ solved[:, -1]
         parts.append((solved[:, :-1], solved[:, -1]))

@@ -15,7 +15,7 @@ from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1 import continuation
 from sysid.stage1.continuation import MAX_RMS, converged, fit_continued, held_out_costs, refine_by_output_error
-from sysid.stage1.output_error import Corrected
+from sysid.stage1.output_error import Corrected, _eliminate_starts
 from sysid.stage1.windows import held_out_samples
 
 REGIME = {"n_metabolites": 18, "n_reactions": 36, "n_frames": 600, "seed": 1}
@@ -135,3 +135,23 @@ def test_output_error_windows_and_noise_kind_are_validated():
         Stage1Config(output_error_windows=(1, 10))
     with pytest.raises(SysidInputError, match="noise_kind"):
         Stage1Config(noise_kind="poisson")
+
+
+def test_a_start_the_window_does_not_determine_takes_no_step():
+    """A window whose start block is singular (a state held at zero has no sensitivity; the information is
+    summed in float32, so the block can be slightly indefinite): the elimination drops that direction instead of
+    raising, and the rest of the reduced system is that of the windows without it."""
+    rng = np.random.default_rng(0)
+    n_par, n_met = 3, 2
+    root = rng.standard_normal((10, n_par + n_met))
+    info = root.T @ root
+    info[n_par + 1, :] = info[:, n_par + 1] = 0.0  # the second start: no information
+    info[n_par + 1, n_par + 1] = -1e-9  # float32 rounding
+    grad = rng.standard_normal(n_par + n_met)
+    grad[n_par + 1] = 0.0
+    reduced, rhs, parts = _eliminate_starts(info[None], grad[None], n_par, 0.0)
+    keep = [0, 1, 2, n_par]
+    expected, expected_rhs, _ = _eliminate_starts(info[np.ix_(keep, keep)][None], grad[keep][None], n_par, 0.0)
+    np.testing.assert_allclose(reduced, expected, rtol=1e-8)
+    np.testing.assert_allclose(rhs, expected_rhs, rtol=1e-8)
+    assert np.all(np.isfinite(parts[0][0])) and parts[0][1][1] == pytest.approx(0.0)
