@@ -249,9 +249,18 @@ def interval_starts(n_frames: int, span: int, experiment_starts=(0,)) -> np.ndar
 
 
 def scaled_pseudo_inverse(info: np.ndarray) -> np.ndarray:
-    """Pseudo-inverse of a symmetric information matrix, computed on its unit-diagonal scaling."""
-    d = np.sqrt(np.maximum(np.diag(info), 1e-300))
-    return linalg.pinvh(info / d[:, None] / d[None, :]) / d[:, None] / d[None, :]
+    """Pseudo-inverse of a symmetric information matrix, computed on its unit-diagonal scaling. A parameter the
+    data do not inform (its diagonal below 1e-12 of the largest: rounding level, where the scaling blows its
+    rounding errors up, and overflowed on (c) seed 10) gets an infinite variance, the others the pseudo-inverse
+    of their own block."""
+    known = np.diag(info) > 1e-12 * max(float(np.max(np.diag(info))), 1e-300)
+    if known.all():
+        d = np.sqrt(np.diag(info))
+        return linalg.pinvh(info / d[:, None] / d[None, :]) / d[:, None] / d[None, :]
+    cov = np.diag(np.where(known, 0.0, np.inf))
+    if known.any():
+        cov[np.ix_(known, known)] = scaled_pseudo_inverse(info[np.ix_(known, known)])
+    return cov
 
 
 def _step(theta: np.ndarray, delta: np.ndarray, n_met: int, n_rxn: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1.fit import fit_stage1, uses_shooting
 from sysid.stage1.output_error import OutputErrorRegression
-from sysid.stage1.shooting import ShootingRegression, interval_starts, substrate_colouring
+from sysid.stage1.shooting import ShootingRegression, interval_starts, scaled_pseudo_inverse, substrate_colouring
 
 SPARSE = {"n_metabolites": 16, "n_reactions": 28, "n_frames": 600, "record_every": 5, "seed": 3}
 
@@ -121,3 +121,17 @@ def test_the_misfit_test_runs_on_sparse_records(sparse_case):
                     data.delta_t, euler_steps=False, steps_per_frame=5)
     bad = fit_stage1(moved, model, cfg.sysid.stage1)
     assert bad.misfit.misfit and not bad.fit.identified.any()
+
+
+def test_a_parameter_without_information_gets_an_infinite_variance():
+    """Its diagonal at rounding level (a metabolite whose state stays at zero): the unit-diagonal scaling would
+    overflow; that parameter's variance is infinite and the others' are their own block's pseudo-inverse."""
+    rng = np.random.default_rng(0)
+    root = rng.standard_normal((20, 3))
+    info = np.zeros((4, 4))
+    info[np.ix_([0, 1, 3], [0, 1, 3])] = root.T @ root
+    info[2, 2], info[2, 0], info[0, 2] = 1e-310, 1e-20, 1e-20
+    cov = scaled_pseudo_inverse(info)
+    assert np.isinf(cov[2, 2]) and np.all(cov[2, [0, 1, 3]] == 0)
+    np.testing.assert_allclose(cov[np.ix_([0, 1, 3], [0, 1, 3])], np.linalg.inv(root.T @ root), rtol=1e-8)
+    np.testing.assert_allclose(scaled_pseudo_inverse(root.T @ root), np.linalg.inv(root.T @ root), rtol=1e-8)
