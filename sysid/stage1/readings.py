@@ -68,13 +68,19 @@ def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relat
     return wr, w, squares + float(np.sum(terms)), squares, None
 
 
+def fit_residuals(observed: np.ndarray, fitted: np.ndarray, relative: bool) -> np.ndarray:
+    """Readings minus fitted states, on the log scale under relative noise (a state at zero counts as
+    LOG_FLOOR); undefined (not finite) at readings cut at zero under relative noise."""
+    with np.errstate(all="ignore"):
+        return (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
+
+
 def metabolite_rms(observed: np.ndarray, fitted: np.ndarray, sd: np.ndarray, relative: bool) -> np.ndarray:
     """Each metabolite's rms residual in noise sds over its readings above zero (B, window, M); a state at
     zero under relative noise counts as LOG_FLOOR. NaN for a metabolite without such readings."""
     above = observed > 0
     with np.errstate(all="ignore"):
-        r = (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
-        squares = np.where(above, (r / sd) ** 2, 0.0).sum(axis=(0, 1))
+        squares = np.where(above, (fit_residuals(observed, fitted, relative) / sd) ** 2, 0.0).sum(axis=(0, 1))
         return np.sqrt(squares / above.sum(axis=(0, 1)))
 
 
@@ -83,8 +89,7 @@ def fitted_noise(observed: np.ndarray, fitted: np.ndarray, relative: bool, windo
     samples (B, window, M): :func:`robust_noise`, over sqrt(1 - 1 / window) (each window's start takes about one
     reading's worth of each metabolite's residuals)."""
     cut = (observed <= 0).reshape(-1, observed.shape[-1])
-    with np.errstate(all="ignore"):
-        r = (np.log(observed) - np.log(np.maximum(fitted, LOG_FLOOR))) if relative else observed - fitted
+    r = fit_residuals(observed, fitted, relative)
     return robust_noise(r.reshape(cut.shape) / np.sqrt(1.0 - 1.0 / window), cut)
 
 
