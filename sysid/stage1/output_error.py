@@ -22,9 +22,13 @@ theta and the starts are fitted by Levenberg-Marquardt from stage 1's
 equation-error estimates: per pass, each window's sensitivities are propagated
 forward through the discrete variational equations, its start is eliminated by
 its Schur complement, and the reduced system gives the step of theta (the
-starts follow by back-substitution). The covariance of theta is the inverse of
-the reduced information, scaled by the residuals' weighted variance: at the
-optimum it is the Cramer-Rao bound of the fitted model.
+starts follow by back-substitution). Each reading enters by a Student-t term
+of its residual in noise sds (iteratively reweighted), so the few readings the
+model cannot follow (a state the frozen model holds at zero, where relative
+noise makes a tiny miss hundreds of sds) do not steer the whole fit. The
+covariance of theta is the sandwich of the profiled estimating equations,
+summed in float64: for Gaussian readings at the optimum it is the Cramer-Rao
+bound of the fitted model.
 """
 
 from __future__ import annotations
@@ -39,8 +43,15 @@ from scipy import linalg
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.readings import Observation, fitted_noise, metabolite_rms, relative_fits_better, weighed_residuals
-from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, scaled_pseudo_inverse, substrate_colouring
+from sysid.stage1.readings import (
+    Observation,
+    Weighed,
+    fitted_noise,
+    metabolite_rms,
+    relative_fits_better,
+    weighed_residuals,
+)
+from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, sandwich_covariance, substrate_colouring
 from sysid.stage1.windows import output_error_starts
 
 log = logging.getLogger(__name__)
@@ -169,7 +180,7 @@ class OutputErrorRegression:
         n_rows = int((observed > 0).sum())
         self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows
         if self.free == "all":
-            self._covariance(params, info, chi2, n_rows)
+            self._covariance(data, model, params, x0, observed, sd, n_rows)
         self.states_ = y.copy()
         for k, x, _ in self._simulate(data, model, params, x0, sensitivities=False):
             self.states_[first + k] = x
@@ -185,26 +196,28 @@ class OutputErrorRegression:
                                     delta_t=data.delta_t, sensitivities=sensitivities,
                                     parameters=self.free != "starts")
 
-    def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True):
+    def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True,
+              sandwich: bool = False):
         """Objective of the windows from starts x0 (:func:`weighed_residuals`), the weighted squares of the
         readings above zero, and, with ``sensitivities``, each window's information (B, P + M, P + M) and gradient
-        (B, P + M) (P = 0 with only the starts free)."""
+        (B, P + M) (P = 0 with only the starts free). The information of a step is summed in float32 (torch:
+        batched and threaded); with ``sandwich``, the information is instead the pair (bread, meat) of the
+        sandwich covariance, both in float64 (float32 sums gave negative variances on (c) seed 10)."""
         info = grad = None
         cost = chi2 = 0.0
         for k, x, sens in self._simulate(data, model, params, x0, sensitivities):
-            wr, wi, objective, squares, factor = weighed_residuals(observed[:, k], x, sd, self.observation.relative)
-            cost, chi2 = cost + objective, chi2 + squares
+            weighed = weighed_residuals(observed[:, k], x, sd, self.observation.relative)
+            cost, chi2 = cost + weighed.objective, chi2 + weighed.squares
             if sens is None:
                 continue
-            if factor is not None:
-                sens = sens * factor[:, :, None]
-            # J^T W J in float32 (torch: batched and threaded); the gradient in float64
-            root = torch.from_numpy((sens * np.sqrt(wi)[:, :, None]).astype(np.float32))
+            if weighed.factor is not None:
+                sens = sens * weighed.factor[:, :, None]
             if info is None:
-                info, grad = torch.zeros((len(x), sens.shape[2], sens.shape[2])), np.zeros((len(x), sens.shape[2]))
-            info.baddbmm_(root.transpose(1, 2), root)
-            grad += np.einsum("bmp,bm->bp", sens, wr)
-        return (None if info is None else info.double().numpy()), grad, cost, chi2
+                info = _Information(len(x), sens.shape[2], sandwich)
+                grad = np.zeros((len(x), sens.shape[2]))
+            info.add(sens, weighed)
+            grad += np.einsum("bmp,bm->bp", sens, weighed.wr)
+        return (None if info is None else info.result()), grad, cost, chi2
 
     def _step(self, params: Corrected, x0, info, grad, damping: float):
         """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts
@@ -222,12 +235,23 @@ class OutputErrorRegression:
         x_step = np.stack([dg - db @ delta for db, dg in parts])
         return (params.stepped(delta) if n_par else params), np.maximum(x0 + x_step, 0.0)
 
-    def _covariance(self, params: Corrected, info, cost: float, n_rows: int) -> None:
+    def _covariance(self, data, model, params: Corrected, x0, observed, sd, n_rows: int) -> None:
+        """The sandwich covariance of the parameters, the starts profiled out: with R the reduced bread (the
+        Schur complement of the starts) and each window's profiled score s_b = g_theta - C_b D_b^-1 g_x, its meat
+        is the sum over windows of P_b Meat_b P_b^T (P_b = [I, -C_b D_b^-1]; readings are independent), and the
+        covariance R^-1 (sum) R^-1, times n / (n - parameters - starts). For Gaussian readings at the optimum it is
+        the inverse information scaled by the residuals' weighted variance; it stays right where the Student-t
+        weights have taken readings down."""
         n_met = len(params.slope)
         n_par = len(params.vector())
-        reduced, _, _ = _eliminate_starts(info, np.zeros(info.shape[:2]), n_par, 0.0)
-        dof = max(n_rows - n_par - info.shape[0] * n_met, 1)
-        cov = scaled_pseudo_inverse(reduced) * cost / dof
+        (bread, meat), grad, _, _ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
+        reduced, _, parts = _eliminate_starts(bread, grad, n_par, 0.0)
+        profiled = np.zeros((n_par, n_par))
+        for m, (solved, _) in zip(meat, parts, strict=True):
+            proj = np.hstack([np.eye(n_par), -solved.T])
+            profiled += proj @ m @ proj.T
+        dof = max(n_rows - n_par - len(bread) * n_met, 1)
+        cov = sandwich_covariance(reduced, profiled) * n_rows / dof
         idx = np.arange(n_met)
         pairs = np.stack([idx, idx + n_met], axis=1)
         self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
@@ -239,6 +263,26 @@ class OutputErrorRegression:
         evals, evecs = linalg.eigh(reduced)
         self.design_matrix_ = np.sqrt(np.maximum(evals, 0.0))[:, None] * evecs.T
         self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, n_par)
+
+
+class _Information:
+    """Per-window sums of J^T W J over a pass: the step's information (float32, IRLS weights) or, for the
+    sandwich covariance, bread (curvatures) and meat (squared scores), in float64."""
+
+    def __init__(self, n_windows: int, n_cols: int, sandwich: bool):
+        dtype = torch.float64 if sandwich else torch.float32
+        self.sandwich = sandwich
+        self.sums = [torch.zeros((n_windows, n_cols, n_cols), dtype=dtype) for _ in range(2 if sandwich else 1)]
+
+    def add(self, sens: np.ndarray, weighed: Weighed) -> None:
+        weights = (weighed.curvature, weighed.wr**2) if self.sandwich else (weighed.w,)
+        for total, weight in zip(self.sums, weights, strict=True):
+            root = torch.from_numpy(sens * np.sqrt(weight)[:, :, None]).to(total.dtype)
+            total.baddbmm_(root.transpose(1, 2), root)
+
+    def result(self):
+        out = [total.double().numpy() for total in self.sums]
+        return tuple(out) if self.sandwich else out[0]
 
 
 def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: float):

@@ -263,6 +263,17 @@ def scaled_pseudo_inverse(info: np.ndarray) -> np.ndarray:
     return cov
 
 
+def sandwich_covariance(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    """B^-1 M B^-1 with :func:`scaled_pseudo_inverse` for B^-1: a parameter the bread does not inform keeps an
+    infinite variance (and no covariances)."""
+    inverse = scaled_pseudo_inverse(bread)
+    known = np.isfinite(np.diag(inverse))
+    cov = np.diag(np.where(known, 0.0, np.inf))
+    block = inverse[np.ix_(known, known)]
+    cov[np.ix_(known, known)] = block @ meat[np.ix_(known, known)] @ block
+    return cov
+
+
 def _step(theta: np.ndarray, delta: np.ndarray, n_met: int, n_rxn: int) -> np.ndarray:
     new = theta + delta
     scale = slice(2 * n_met, 2 * n_met + n_rxn)

@@ -11,7 +11,13 @@ from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1.fit import fit_stage1, uses_shooting
 from sysid.stage1.output_error import OutputErrorRegression
-from sysid.stage1.shooting import ShootingRegression, interval_starts, scaled_pseudo_inverse, substrate_colouring
+from sysid.stage1.shooting import (
+    ShootingRegression,
+    interval_starts,
+    sandwich_covariance,
+    scaled_pseudo_inverse,
+    substrate_colouring,
+)
 
 SPARSE = {"n_metabolites": 16, "n_reactions": 28, "n_frames": 600, "record_every": 5, "seed": 3}
 
@@ -135,3 +141,30 @@ def test_a_parameter_without_information_gets_an_infinite_variance():
     assert np.isinf(cov[2, 2]) and np.all(cov[2, [0, 1, 3]] == 0)
     np.testing.assert_allclose(cov[np.ix_([0, 1, 3], [0, 1, 3])], np.linalg.inv(root.T @ root), rtol=1e-8)
     np.testing.assert_allclose(scaled_pseudo_inverse(root.T @ root), np.linalg.inv(root.T @ root), rtol=1e-8)
+
+
+def test_sandwich_covariance_of_a_weighted_regression():
+    """Least squares y = X b + e with heteroskedastic e, fitted with the wrong (unit) weights: the sandwich
+    (bread X^T X, meat sum e_i^2 x_i x_i^T) matches the spread of b over 2000 draws, where the inverse
+    information scaled by the residual variance does not; with meat = bread it is the inverse information, and a
+    parameter the bread does not inform keeps an infinite variance."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.ones(200), rng.uniform(0, 4, 200)])
+    sd = 0.1 + 0.5 * x[:, 1] ** 2  # the noise grows with the regressor
+    bread = x.T @ x
+    draws, sandwiches, naive = [], [], []
+    for _ in range(2000):
+        y = x @ np.array([1.0, -0.5]) + sd * rng.standard_normal(200)
+        b = np.linalg.solve(bread, x.T @ y)
+        e = y - x @ b
+        draws.append(b)
+        sandwiches.append(sandwich_covariance(bread, (x * e[:, None] ** 2).T @ x) * 200 / 198)
+        naive.append(np.linalg.inv(bread) * (e @ e) / 198)
+    spread = np.var(draws, axis=0)
+    assert np.all(np.abs(np.diagonal(np.mean(sandwiches, axis=0)) / spread - 1) < 0.1)
+    assert np.diagonal(np.mean(naive, axis=0))[1] / spread[1] < 0.8
+    np.testing.assert_allclose(sandwich_covariance(bread, bread), np.linalg.inv(bread), rtol=1e-8)
+    padded = np.zeros((3, 3))
+    padded[:2, :2] = bread
+    cov = sandwich_covariance(padded, padded)
+    assert np.isinf(cov[2, 2]) and np.all(cov[2, :2] == 0)
