@@ -133,7 +133,8 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
     """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
     leaves two windows, or one with only the starts free). With ``reweigh``, each length after the first weighs
-    the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit."""
+    the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit. Only
+    the last length's fit computes its covariance."""
     fit = None
     observation = Observation() if observation is None else observation
     for window in windows:
@@ -142,8 +143,8 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
             break
         if fit is not None and reweigh:
             observation = fixed_noise(fit)
-        fit = OutputErrorRegression(window=window, free=free, observation=observation).fit(
-            data, model, params, states, use)
+        fit = OutputErrorRegression(window=window, free=free, observation=observation,
+                                    covariance=window == windows[-1]).fit(data, model, params, states, use)
         params, states = fit.params_, fit.states_
         log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
                  window, fit.rms_)

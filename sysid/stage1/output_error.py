@@ -22,13 +22,11 @@ theta and the starts are fitted by Levenberg-Marquardt from stage 1's
 equation-error estimates: per pass, each window's sensitivities are propagated
 forward through the discrete variational equations, its start is eliminated by
 its Schur complement, and the reduced system gives the step of theta (the
-starts follow by back-substitution). Each reading enters by a Student-t term
-of its residual in noise sds (iteratively reweighted), so the few readings the
-model cannot follow (a state the frozen model holds at zero, where relative
-noise makes a tiny miss hundreds of sds) do not steer the whole fit. The
-covariance of theta is the sandwich of the profiled estimating equations,
-summed in float64: for Gaussian readings at the optimum it is the Cramer-Rao
-bound of the fitted model.
+starts follow by back-substitution). The covariance of theta is the sandwich
+of the profiled estimating equations, summed in float64: for readings with
+the weighted noise at the optimum it is the Cramer-Rao bound of the fitted
+model; it stays right where a metabolite's readings are further off than its
+weight says.
 """
 
 from __future__ import annotations
@@ -122,28 +120,31 @@ class OutputErrorRegression:
     """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
 
     ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales), ``scales`` (slopes and
-    offsets stay at the start's) or ``starts`` (nothing else); ``observation`` how readings relate to states.
+    offsets stay at the start's) or ``starts`` (nothing else); ``observation`` how readings relate to states;
+    without ``covariance`` (a fit only continued from) the attributes below that need it are not set.
     ``fit`` sets ``cost_`` (the objective, :func:`weighed_residuals`), ``rms_`` (weighted, of the readings above
     zero; 1 when the residuals are as large as the noise), ``metabolite_rms_`` (the same per metabolite,
     :func:`metabolite_rms`), ``n_rows_`` (readings above zero), ``params_`` (the
     fitted :class:`Corrected`), ``states_`` (the record with each window replaced by its fitted trajectory),
     from which a fit over longer windows starts, ``noise_sd_`` (:func:`fitted_noise`, the weights of the next
-    fit) and ``relative_fits_better_`` (:func:`relative_fits_better`). With ``free="all"`` also ``slope_``,
-    ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2), ``estimate_cov_`` (all
-    slopes then all offsets, 2M x 2M: the metabolites' errors are correlated through the shared scales), ``slope_se_``,
-    ``offset_se_``, ``quadratic_`` and ``collinear_`` (none), and, for the detectability report,
-    ``design_matrix_`` (a square root of the reduced information, whose column cosines are those of the
+    fit) and ``relative_fits_better_`` (:func:`relative_fits_better`). With ``free="all"`` (and ``covariance``) also
+    ``slope_``, ``offset_``, ``reaction_scale_``, ``cov_`` and ``joint_cov_`` (per metabolite, 2x2),
+    ``estimate_cov_`` (all slopes then all offsets, 2M x 2M: the metabolites' errors are correlated through the
+    shared scales), ``slope_se_``, ``offset_se_``, ``quadratic_`` and ``collinear_`` (none), and, for the
+    detectability report, ``design_matrix_`` (a square root of the reduced information, whose column cosines are
+    those of the
     information), ``slope_cols_`` and ``reaction_cols_``.
     """
 
     def __init__(self, *, window: int, observation: Observation | None = None, n_iterations: int = PASSES,
-                 free: str = "all"):
+                 free: str = "all", covariance: bool = True):
         if free not in ("all", "scales", "starts"):
             raise ValueError(f"free must be all, scales or starts, not {free!r}")
         self.window = window
         self.observation = Observation() if observation is None else observation
         self.n_iterations = n_iterations
         self.free = free
+        self.covariance = covariance
 
     def fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None = None,
             use: np.ndarray | None = None) -> OutputErrorRegression:
@@ -179,7 +180,7 @@ class OutputErrorRegression:
                 break
         n_rows = int((observed > 0).sum())
         self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows
-        if self.free == "all":
+        if self.free == "all" and self.covariance:
             self._covariance(data, model, params, x0, observed, sd, n_rows)
         self.states_ = y.copy()
         for k, x, _ in self._simulate(data, model, params, x0, sensitivities=False):
@@ -240,8 +241,8 @@ class OutputErrorRegression:
         Schur complement of the starts) and each window's profiled score s_b = g_theta - C_b D_b^-1 g_x, its meat
         is the sum over windows of P_b Meat_b P_b^T (P_b = [I, -C_b D_b^-1]; readings are independent), and the
         covariance R^-1 (sum) R^-1, times n / (n - parameters - starts). For Gaussian readings at the optimum it is
-        the inverse information scaled by the residuals' weighted variance; it stays right where the Student-t
-        weights have taken readings down."""
+        the inverse information scaled by the residuals' weighted variance; it stays right where some readings
+        are further off than their weights say (a state the frozen model holds at zero)."""
         n_met = len(params.slope)
         n_par = len(params.vector())
         (bread, meat), grad, _, _ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
@@ -266,8 +267,8 @@ class OutputErrorRegression:
 
 
 class _Information:
-    """Per-window sums of J^T W J over a pass: the step's information (float32, IRLS weights) or, for the
-    sandwich covariance, bread (curvatures) and meat (squared scores), in float64."""
+    """Per-window sums of J^T W J over a pass: the step's information (float32) or, for the sandwich
+    covariance, bread (the information) and meat (squared scores), in float64."""
 
     def __init__(self, n_windows: int, n_cols: int, sandwich: bool):
         dtype = torch.float64 if sandwich else torch.float32
@@ -275,7 +276,7 @@ class _Information:
         self.sums = [torch.zeros((n_windows, n_cols, n_cols), dtype=dtype) for _ in range(2 if sandwich else 1)]
 
     def add(self, sens: np.ndarray, weighed: Weighed) -> None:
-        weights = (weighed.curvature, weighed.wr**2) if self.sandwich else (weighed.w,)
+        weights = (weighed.w, weighed.wr**2) if self.sandwich else (weighed.w,)
         for total, weight in zip(self.sums, weights, strict=True):
             root = torch.from_numpy(sens * np.sqrt(weight)[:, :, None]).to(total.dtype)
             total.baddbmm_(root.transpose(1, 2), root)

@@ -18,8 +18,6 @@ from scipy import special
 from sysid.stage1.residuals import metabolite_noise, noise_is_relative, robust_noise
 
 LOG_FLOOR = 1e-12  # relative noise: a simulated state at zero counts as this in the log residual
-READING_DOF = 10.0  # Student-t degrees of freedom of a reading: 97.6% efficient on Gaussian noise, while a reading
-# 25 noise sds off weighs 1/58 of a Gaussian one (docs/method.md, section 2e)
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,23 +46,21 @@ def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 class Weighed(NamedTuple):
-    """A window sample's readings weighed for the Gauss-Newton pass (each (B, M) unless a float)."""
+    """A window sample's readings weighed for a Gauss-Newton pass (each (B, M) unless a float)."""
 
-    wr: np.ndarray  # minus half the objective's derivative in the fitted state: w r for a Gaussian reading
-    w: np.ndarray  # the reading's weight in the information of a step (IRLS: positive)
-    curvature: np.ndarray  # half the objective's second derivative (floored at zero): the sandwich's bread
+    wr: np.ndarray  # minus half the objective's derivative in the fitted state: w r for a reading above zero
+    w: np.ndarray  # half its second derivative: the reading's weight in the information
     objective: float
     squares: float  # the weighted squares of the readings above zero (rms, convergence)
     factor: np.ndarray | None  # turns d state into d fitted scale (None: 1)
 
 
 def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relative: bool) -> Weighed:
-    """For readings ``observed`` of states ``x`` (B, M) with noise sds ``sd`` (M,): each reading's residual r in
-    noise sds, z, enters the objective as the Student-t term (nu + 1) log(1 + z^2 / nu) (nu = READING_DOF), so
-    readings the model cannot follow (a state the frozen model holds at zero) do not steer the fit; the
-    Gauss-Newton weight is (nu + 1) / (nu + z^2) times 1 / sd^2 (:class:`Weighed`). Absolute noise: r = y - x, a
-    reading cut at zero enters by :func:`censored_terms`; relative: r = log y - log x, factor 1 / x, readings at
-    zero left out."""
+    """For readings ``observed`` of states ``x`` (B, M) with noise sds ``sd`` (M,): w r and w (their places in
+    the Gauss-Newton gradient and information), the objective and the weighted squares of the readings above
+    zero (floats), and the factor that turns d x into d (fitted scale) (None: 1) (:class:`Weighed`). Absolute noise:
+    r = y - x, a reading cut at zero enters by :func:`censored_terms`; relative: r = log y - log x, factor 1 / x,
+    readings at zero left out."""
     cut = observed <= 0
     w = np.broadcast_to(1.0 / sd**2, observed.shape).copy()
     if relative:
@@ -72,23 +68,15 @@ def weighed_residuals(observed: np.ndarray, x: np.ndarray, sd: np.ndarray, relat
         w[cut] = 0.0
         with np.errstate(divide="ignore"):
             r = np.where(cut, 0.0, np.log(np.where(cut, 1.0, observed)) - np.log(x_pos))
-        return _student(r, w, np.zeros_like(w), 0.0, 1.0 / x_pos)
+        squares = float(np.sum(w * r * r))
+        return Weighed(w * r, w, squares, squares, 1.0 / x_pos)
+    r = observed - x
+    wr = w * r
+    wr[cut] = 0.0
+    squares = float(np.sum(wr * r))
     idx = np.nonzero(cut)
-    terms, wr_cut, w_cut = censored_terms(x[idx], sd[idx[1]])
-    r = np.where(cut, 0.0, observed - x)
-    weighed = _student(r, np.where(cut, 0.0, w), np.zeros_like(w), float(np.sum(terms)), None)
-    weighed.wr[idx], weighed.w[idx], weighed.curvature[idx] = wr_cut, w_cut, w_cut
-    return weighed
-
-
-def _student(r: np.ndarray, w: np.ndarray, curvature: np.ndarray, extra: float, factor: np.ndarray | None
-             ) -> Weighed:
-    z2 = w * r * r
-    nu = READING_DOF
-    u = (nu + 1.0) / (nu + z2)
-    curvature[:] = w * np.maximum(u * (nu - z2) / (nu + z2), 0.0)
-    objective = float(np.sum((nu + 1.0) * np.log1p(z2 / nu))) + extra
-    return Weighed(u * w * r, u * w, curvature, objective, float(np.sum(z2)), factor)
+    terms, wr[idx], w[idx] = censored_terms(x[idx], sd[idx[1]])
+    return Weighed(wr, w, squares + float(np.sum(terms)), squares, None)
 
 
 def fit_residuals(observed: np.ndarray, fitted: np.ndarray, relative: bool) -> np.ndarray:
