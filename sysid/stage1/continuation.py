@@ -134,17 +134,20 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
     leaves two windows, or one with only the starts free). With ``reweigh``, each length after the first weighs
     the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit. Only
-    the last length's fit computes its covariance."""
+    the last length fitted computes its covariance."""
     fit = None
     observation = Observation() if observation is None else observation
+    lengths: list[int] = []  # up to the first length the record has too few windows for
     for window in windows:
         if output_error_starts(data.n_frames, window, data.experiment_starts, use).size < (1 if free == "starts"
                                                                                            else 2):
             break
+        lengths.append(window)
+    for window in lengths:
         if fit is not None and reweigh:
             observation = fixed_noise(fit)
         fit = OutputErrorRegression(window=window, free=free, observation=observation,
-                                    covariance=window == windows[-1]).fit(data, model, params, states, use)
+                                    covariance=window == lengths[-1]).fit(data, model, params, states, use)
         params, states = fit.params_, fit.states_
         log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
                  window, fit.rms_)

@@ -132,8 +132,7 @@ class OutputErrorRegression:
     ``estimate_cov_`` (all slopes then all offsets, 2M x 2M: the metabolites' errors are correlated through the
     shared scales), ``slope_se_``, ``offset_se_``, ``quadratic_`` and ``collinear_`` (none), and, for the
     detectability report, ``design_matrix_`` (a square root of the reduced information, whose column cosines are
-    those of the
-    information), ``slope_cols_`` and ``reaction_cols_``.
+    those of the information), ``slope_cols_`` and ``reaction_cols_``.
     """
 
     def __init__(self, *, window: int, observation: Observation | None = None, n_iterations: int = PASSES,
