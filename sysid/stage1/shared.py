@@ -91,5 +91,6 @@ def _t_weights(residual: np.ndarray, sigma: np.ndarray, m: int) -> np.ndarray:
     diff = np.column_stack([residual[:m], residual[m:]])
     # a pseudo-inverse: a member's slope and offset can be all but perfectly correlated
     r2 = np.einsum("mi,mi->m", diff, (np.linalg.pinv(own, hermitian=True) @ diff[..., None])[..., 0])
-    # an indefinite block (a covariance from an information summed in float32) must not give a negative weight
+    # a block indefinite by rounding (as the output error's float32 information sums once gave) must not give a
+    # negative weight
     return np.minimum((T_DOF + 2.0) / (T_DOF + np.maximum(r2, 0.0)), 1.0)
