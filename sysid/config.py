@@ -154,6 +154,7 @@ class Stage1Config:
     bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
     output_error_windows: tuple[int, ...] = (10, 20, 40)  # noisy records: output-error windows, short to long; () off
     noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
+    tied_groups: bool = True  # output error: each group's values refitted with its members' parameters tied
     forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 

@@ -20,7 +20,7 @@ from sysid.stage1.calibration import calibrated
 from sysid.stage1.continuation import MAX_RMS, refine_by_output_error
 from sysid.stage1.design import affordable_knots
 from sysid.stage1.detectability import Detectability, detectability
-from sysid.stage1.grouping import Grouping, find_groups, find_slope_groups
+from sysid.stage1.grouping import Grouping, RefineShared, find_groups, find_slope_groups
 from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species, unresolved
 from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.noise_bias import debiased
@@ -37,6 +37,7 @@ from sysid.stage1.residuals import (
 )
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
+from sysid.stage1.tied import tied_group_values
 
 log = logging.getLogger(__name__)
 DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
@@ -147,8 +148,9 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     if regained.any():
         log.info("stage 1: %d metabolites flagged on the equation-error fit are identified by the output error's "
                  "own standard errors", regained.sum())
+    tied = partial(tied_group_values, data, model, refined) if cfg.tied_groups else None
     return _group(refined, identified, result.frozen, result.window, cfg, seed, model, result.misfit, data,
-                  weighted_centre=True)
+                  weighted_centre=True, refine_shared=tied)
 
 
 def _group_values(grouping: Grouping) -> np.ndarray | None:
@@ -234,17 +236,18 @@ def _uses_output_error(data: Dataset, model: FrozenModel, cfg: Stage1Config, res
 def _group(reg, identified: np.ndarray, frozen: FrozenEvaluation, window: int, cfg: Stage1Config, seed: int,
            model: FrozenModel, misfit: MisfitReport, data: Dataset,
            refit: Callable[[np.ndarray], HomeostasisRegression] | None = None,
-           weighted_centre: bool = False) -> Stage1Result:
+           weighted_centre: bool = False, refine_shared: RefineShared | None = None) -> Stage1Result:
     """Groups (on the identified metabolites), then, where ``refit`` can redo the windowed regression with
     curves as columns, a curve form per group (docs/method.md, section 2d). ``weighted_centre`` (for the
     output-error estimates): the groups' centres are precision-weighted means, or, where ``reg`` has the
     estimates' full covariance (``estimate_cov_``) and the members share their offsets too, the values the
-    members share (generalised least squares), else medians."""
+    members share (generalised least squares; ``refine_shared`` may replace those: :mod:`sysid.stage1.tied`),
+    else medians."""
     points = np.column_stack([reg.slope_, reg.offset_])
     if species_set_points(model):
         group = find_slope_groups
     else:
-        group = partial(find_groups, estimate_cov=getattr(reg, "estimate_cov_", None))
+        group = partial(find_groups, estimate_cov=getattr(reg, "estimate_cov_", None), refine_shared=refine_shared)
     grouping = group(points, reg.joint_cov_, max_groups=cfg.max_groups, min_group_size=cfg.min_group_size, seed=seed,
                      trusted=identified, calibrate=True, weighted_centre=weighted_centre)
     cov = calibrated(reg.joint_cov_, grouping.error_scale)

@@ -12,6 +12,7 @@ their own value, uncertain ones and outliers move to the group's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from sklearn.mixture import GaussianMixture
 
 from sysid.stage1.calibration import calibrated, dispersion
 from sysid.stage1.residuals import MAD_TO_SD
-from sysid.stage1.shared import T_DOF, shared_estimates
+from sysid.stage1.shared import T_DOF, SharedEstimates, shared_estimates
 
 N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
@@ -28,6 +29,7 @@ MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one grou
 # Groups within ~MIN_SEPARATION * sqrt(2) * RESOLUTION (0.6%) of each other are one group.
 RESOLUTION = 1e-3
 MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
+RefineShared = Callable[[np.ndarray, np.ndarray, SharedEstimates], SharedEstimates]
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
 
 
@@ -69,7 +71,7 @@ def _reliable(cov: np.ndarray, among: np.ndarray) -> np.ndarray:
 def find_groups(
     points: np.ndarray, cov: np.ndarray, *, max_groups: int = 8, min_group_size: int = 5, seed: int = 0,
     trusted: np.ndarray | None = None, calibrate: bool = False, weighted_centre: bool = False,
-    estimate_cov: np.ndarray | None = None,
+    estimate_cov: np.ndarray | None = None, refine_shared: RefineShared | None = None,
 ) -> Grouping:
     """Group metabolites given points (n, d) (slope, offset) and covariances (n, d, d).
 
@@ -82,7 +84,8 @@ def find_groups(
     and whose standard errors hold (the output-error fit's). With ``estimate_cov`` as well, the points' full
     error covariance (2n, 2n: slopes, then offsets), each group's centre is the (slope, offset) its trusted
     members share, by generalised least squares (:func:`sysid.stage1.shared.shared_estimates`), with its
-    covariance (widened as the standard errors are).
+    covariance (widened as the standard errors are); ``refine_shared`` (labels, members, values) may then
+    replace those values (:func:`sysid.stage1.tied.tied_group_values`).
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
@@ -115,6 +118,8 @@ def find_groups(
     means_cov = None
     if estimate_cov is not None and weighted_centre and points.shape[1] == 2:
         shared = shared_estimates(points, estimate_cov, labels, finite_shape, len(means))
+        if refine_shared is not None:
+            shared = refine_shared(labels, finite_shape, shared)
         known = np.all(np.isfinite(shared.values), axis=1)
         means[known] = (shared.values[known] - centre) / spread
         means_cov = calibrated(shared.cov, phi)

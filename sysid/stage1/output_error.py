@@ -121,7 +121,10 @@ class OutputErrorRegression:
 
     ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales), ``scales`` (slopes and
     offsets stay at the start's) or ``starts`` (nothing else); ``observation`` how readings relate to states;
-    without ``covariance`` (a fit only continued from) the attributes below that need it are not set.
+    without ``covariance`` (a fit only continued from) the attributes below that need it are not set. ``tie``
+    (optional, with ``free="all"``): per parameter (slopes, offsets, scales) the index of the free value it takes,
+    so that parameters with one index stay equal (a group's members sharing one slope and one offset); their
+    start values must be equal too.
     ``fit`` sets ``cost_`` (the objective, :func:`weighed_residuals`), ``rms_`` (weighted, of the readings above
     zero; 1 when the residuals are as large as the noise), ``metabolite_rms_`` (the same per metabolite,
     :func:`metabolite_rms`), ``n_rows_`` (readings above zero), ``params_`` (the
@@ -136,14 +139,17 @@ class OutputErrorRegression:
     """
 
     def __init__(self, *, window: int, observation: Observation | None = None, n_iterations: int = PASSES,
-                 free: str = "all", covariance: bool = True):
+                 free: str = "all", covariance: bool = True, tie: np.ndarray | None = None):
         if free not in ("all", "scales", "starts"):
             raise ValueError(f"free must be all, scales or starts, not {free!r}")
+        if tie is not None and free != "all":
+            raise ValueError("tied parameters need free='all'")
         self.window = window
         self.observation = Observation() if observation is None else observation
         self.n_iterations = n_iterations
         self.free = free
         self.covariance = covariance
+        self.tie = tie
 
     def fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None = None,
             use: np.ndarray | None = None) -> OutputErrorRegression:
@@ -227,11 +233,18 @@ class OutputErrorRegression:
         reduced, rhs, parts = _eliminate_starts(info, grad, n_par, damping)
         free = np.arange(2 * n_met if self.free == "scales" else 0, n_par)
         delta = np.zeros(n_par)
+        if self.tie is not None:  # the system in the free values z (parameters = basis @ z)
+            basis = _tie_basis(self.tie)
+            reduced, rhs, free = basis.T @ reduced @ basis, basis.T @ rhs, np.arange(basis.shape[1])
         if free.size:
             sub = reduced[np.ix_(free, free)]
             diag = np.sqrt(np.maximum(np.diag(sub), 1e-300))
             scaled = sub / diag[:, None] / diag[None, :] + damping * np.eye(free.size)
-            delta[free] = linalg.solve(scaled, rhs[free] / diag, assume_a="pos") / diag
+            solved = linalg.solve(scaled, rhs[free] / diag, assume_a="pos") / diag
+            if self.tie is None:
+                delta[free] = solved
+            else:
+                delta = solved[self.tie]
         x_step = np.stack([dg - db @ delta for db, dg in parts])
         return (params.stepped(delta) if n_par else params), np.maximum(x0 + x_step, 0.0)
 
@@ -250,8 +263,14 @@ class OutputErrorRegression:
         for m, (solved, _) in zip(meat, parts, strict=True):
             proj = np.hstack([np.eye(n_par), -solved.T])
             profiled += proj @ m @ proj.T
-        dof = max(n_rows - n_par - len(bread) * n_met, 1)
-        cov = sandwich_covariance(reduced, profiled) * n_rows / dof
+        if self.tie is None:
+            dof = max(n_rows - n_par - len(bread) * n_met, 1)
+            cov = sandwich_covariance(reduced, profiled) * n_rows / dof
+        else:  # the covariance of the free values, spread to the parameters that take them
+            basis = _tie_basis(self.tie)
+            dof = max(n_rows - basis.shape[1] - len(bread) * n_met, 1)
+            cov = sandwich_covariance(basis.T @ reduced @ basis, basis.T @ profiled @ basis) * n_rows / dof
+            cov = cov[np.ix_(self.tie, self.tie)]
         idx = np.arange(n_met)
         pairs = np.stack([idx, idx + n_met], axis=1)
         self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
@@ -283,6 +302,11 @@ class _Information:
     def result(self):
         out = [total.double().numpy() for total in self.sums]
         return tuple(out) if self.sandwich else out[0]
+
+
+def _tie_basis(tie: np.ndarray) -> np.ndarray:
+    """(P, q) 0/1 matrix taking the q free values to the P parameters (each parameter takes one)."""
+    return np.eye(int(tie.max()) + 1)[tie]
 
 
 def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: float):

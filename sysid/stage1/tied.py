@@ -1,0 +1,106 @@
+"""Each group's slope and offset fitted by output error with its members' parameters tied.
+
+Generalised least squares on the members' own estimates (:mod:`sysid.stage1.shared`)
+is the tied fit only to first order. On a sparse, noisy record a member's own
+slope is known to tens of percent, the windows' trajectories are not linear
+over that range, and the first-order answer can be far from the tied fit's.
+Here the output error is fitted once more over its
+last window length with each group's well-placed members sharing one slope and
+one offset, the per-reaction scales and the other metabolites' parameters free.
+Its sandwich covariance is that of the shared values.
+
+A member is tied when its estimate lies within the 99% region of its group's
+shared value (its own 2x2 error covariance, 2 degrees of freedom): a metabolite
+placed in the wrong group, or following another law, keeps its own parameters.
+The tie is a restriction of the fit it starts from: when it raises the weighted
+cost by more than chi-squared with as many degrees of freedom as it removes
+allows (likelihood ratio, 99.9%), the readings reject it (a metabolite near
+zero, very sensitive to its neighbours' parameters, did so on (c) seed 9), and
+the first-order values stand.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import stats
+
+from sysid.io.dataset import Dataset
+from sysid.model import MetabolismModel
+from sysid.stage1.continuation import converged
+from sysid.stage1.output_error import Corrected, OutputErrorRegression
+from sysid.stage1.shared import SharedEstimates
+
+log = logging.getLogger(__name__)
+CHI2_TIE = 9.21  # 99% quantile of chi-squared with 2 degrees of freedom
+LEVEL = 0.999  # the likelihood-ratio test that rejects the tie
+
+
+def tie_columns(labels: np.ndarray, tied: np.ndarray, n_rxn: int) -> np.ndarray:
+    """Per parameter (slopes, offsets, scales) the index of the free value it takes: a tied member's slope and
+    offset take its group's; every other parameter has its own."""
+    groups = np.unique(labels[tied])
+    own = np.cumsum(~tied) - 1  # the untied metabolites' own values, after the groups'
+    k = len(groups)
+    slope = np.where(tied, np.searchsorted(groups, labels), k + own)
+    n_slopes = k + int((~tied).sum())
+    offset = n_slopes + slope
+    return np.concatenate([slope, offset, 2 * n_slopes + np.arange(n_rxn)])
+
+
+def tied_members(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, members: np.ndarray,
+                 values: np.ndarray) -> np.ndarray:
+    """The ``members`` whose (slope, offset) lies within CHI2_TIE of their group's ``values`` under its own
+    error covariance ``cov`` (n, 2, 2), in groups that keep at least two of them."""
+    diff = points - values[labels]
+    ok = members & np.all(np.isfinite(diff), axis=1) & np.all(np.isfinite(cov.reshape(len(cov), -1)), axis=1)
+    r2 = np.full(len(points), np.inf)
+    r2[ok] = np.einsum("mi,mi->m", diff[ok], (np.linalg.pinv(cov[ok], hermitian=True) @ diff[ok, :, None])[..., 0])
+    return _in_pairs(ok & (r2 <= CHI2_TIE), labels)
+
+
+def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, labels: np.ndarray,
+                      members: np.ndarray, gls: SharedEstimates) -> SharedEstimates:
+    """Each group's (slope, offset) and covariance from the output error refitted from ``fit`` (its window
+    length, readings' weights and fitted states) with the tied members (:func:`tied_members`) sharing them.
+    ``gls`` (the first-order values) stand for a group without tied members, and for all when the tied fit does
+    not converge or the readings reject the tie (:func:`tie_rejected`)."""
+    tied = tied_members(np.column_stack([fit.slope_, fit.offset_]), fit.joint_cov_, labels, members, gls.values)
+    if not tied.any():
+        return gls
+    slope, offset = fit.params_.slope.copy(), fit.params_.offset.copy()
+    slope[tied], offset[tied] = gls.values[labels[tied], 0], gls.values[labels[tied], 1]
+    log.info("stage 1 output error with %d members' slopes and offsets tied to %d groups' values", tied.sum(),
+             len(np.unique(labels[tied])))
+    refit = OutputErrorRegression(window=fit.window, observation=fit.observation,
+                                  tie=tie_columns(labels, tied, len(fit.params_.scale))).fit(
+        data, model, Corrected(slope, offset, fit.params_.scale), fit.states_)
+    if not converged(refit) or tie_rejected(fit, refit, labels, tied):
+        log.warning("stage 1: the output error with tied group values did not converge, or fits the readings worse "
+                    "than the tie explains; the values from the members' estimates are kept")
+        return gls
+    values, cov = gls.values.copy(), gls.cov.copy()
+    for g in np.unique(labels[tied]):
+        i = np.flatnonzero(tied & (labels == g))[0]
+        values[g], cov[g] = (refit.slope_[i], refit.offset_[i]), refit.cov_[i]
+        log.info("stage 1 group %d: tied output error (slope, offset) %.6g, %.6g (from the members' estimates "
+                 "%.6g, %.6g)", g, *values[g], *gls.values[g])
+    return SharedEstimates(values, cov)
+
+
+def tie_rejected(fit: OutputErrorRegression, refit: OutputErrorRegression, labels: np.ndarray,
+                 tied: np.ndarray) -> bool:
+    """Likelihood ratio: the tied fit's weighted cost rose above the untied one's by more than the 99.9% quantile
+    of chi-squared with as many degrees of freedom as the tie removes (in units of the residual variance)."""
+    removed = 2 * (int(tied.sum()) - len(np.unique(labels[tied])))
+    rise = refit.cost_ - fit.cost_
+    log.info("stage 1 tied fit: weighted cost %.6g against %.6g untied (%d parameters tied away)", refit.cost_,
+             fit.cost_, removed)
+    return bool(rise > stats.chi2.ppf(LEVEL, max(removed, 1)) * max(fit.rms_**2, 1.0))
+
+
+def _in_pairs(tied: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``tied`` without the members of groups left with fewer than two."""
+    counts = np.bincount(labels[tied], minlength=int(labels.max()) + 1)
+    return tied & (counts[labels] >= 2)
