@@ -155,3 +155,13 @@ def test_a_start_the_window_does_not_determine_takes_no_step():
     np.testing.assert_allclose(reduced, expected, rtol=1e-8)
     np.testing.assert_allclose(rhs, expected_rhs, rtol=1e-8)
     assert np.all(np.isfinite(parts[0][0])) and parts[0][1][1] == pytest.approx(0.0)
+
+
+def test_the_last_length_the_record_has_windows_for_gives_the_covariance(noisy):
+    """A longest window length the record holds fewer than two windows of is skipped; the length before it is then
+    the last fit, and it carries the covariance that the answer's standard errors come from."""
+    data, model, slope, offset = noisy
+    start = Corrected(slope, offset, np.ones(data.network.n_reactions))
+    fit = fit_continued(data, model, start, (10, data.n_frames), use=None)
+    assert fit is not None and fit.window == 10
+    assert np.all(np.isfinite(fit.slope_se_)) and fit.estimate_cov_.shape == (2 * len(slope), 2 * len(slope))
