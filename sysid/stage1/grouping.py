@@ -29,8 +29,9 @@ MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one grou
 # Groups within ~MIN_SEPARATION * sqrt(2) * RESOLUTION (0.6%) of each other are one group.
 RESOLUTION = 1e-3
 MIN_INTRINSIC = 1e-4  # floor of a group's intrinsic variance, relative to its robust variance
-RefineShared = Callable[[np.ndarray, np.ndarray, SharedEstimates], SharedEstimates]
 RELIABLE_FACTOR = 2.0  # a metabolite is well determined if its error is below this many times the median
+# (labels, members, values) -> values: a second estimate of the groups' shared values (sysid.stage1.tied)
+RefineShared = Callable[[np.ndarray, np.ndarray, SharedEstimates], SharedEstimates]
 
 
 @dataclass(frozen=True, eq=False)
