@@ -231,22 +231,23 @@ class OutputErrorRegression:
         n_met = len(params.slope)
         n_par = info.shape[1] - n_met  # parameter columns of the information (none with only the starts free)
         reduced, rhs, parts = _eliminate_starts(info, grad, n_par, damping)
-        free = np.arange(2 * n_met if self.free == "scales" else 0, n_par)
+        basis = _basis(self._free_index(n_met, n_par))  # the system in the fitted values z: parameters = basis @ z
         delta = np.zeros(n_par)
-        if self.tie is not None:  # the system in the free values z (parameters = basis @ z)
-            basis = _tie_basis(self.tie)
-            reduced, rhs, free = basis.T @ reduced @ basis, basis.T @ rhs, np.arange(basis.shape[1])
-        if free.size:
-            sub = reduced[np.ix_(free, free)]
+        if basis.shape[1]:
+            sub = basis.T @ reduced @ basis
             diag = np.sqrt(np.maximum(np.diag(sub), 1e-300))
-            scaled = sub / diag[:, None] / diag[None, :] + damping * np.eye(free.size)
-            solved = linalg.solve(scaled, rhs[free] / diag, assume_a="pos") / diag
-            if self.tie is None:
-                delta[free] = solved
-            else:
-                delta = solved[self.tie]
+            scaled = sub / diag[:, None] / diag[None, :] + damping * np.eye(len(sub))
+            delta = basis @ (linalg.solve(scaled, basis.T @ rhs / diag, assume_a="pos") / diag)
         x_step = np.stack([dg - db @ delta for db, dg in parts])
         return (params.stepped(delta) if n_par else params), np.maximum(x0 + x_step, 0.0)
+
+    def _free_index(self, n_met: int, n_par: int) -> np.ndarray:
+        """Per parameter (slopes, offsets, scales) the index of the fitted value it takes: ``tie``, or each free
+        parameter its own; -1 for one that keeps its start (slopes and offsets with ``free="scales"``)."""
+        if self.tie is not None:
+            return self.tie
+        first = 2 * n_met if self.free == "scales" else 0
+        return np.where(np.arange(n_par) >= first, np.arange(n_par) - first, -1)
 
     def _covariance(self, data, model, params: Corrected, x0, observed, sd, n_rows: int) -> None:
         """The sandwich covariance of the parameters, the starts profiled out: with R the reduced bread (the
@@ -263,14 +264,11 @@ class OutputErrorRegression:
         for m, (solved, _) in zip(meat, parts, strict=True):
             proj = np.hstack([np.eye(n_par), -solved.T])
             profiled += proj @ m @ proj.T
-        if self.tie is None:
-            dof = max(n_rows - n_par - len(bread) * n_met, 1)
-            cov = sandwich_covariance(reduced, profiled) * n_rows / dof
-        else:  # the covariance of the free values, spread to the parameters that take them
-            basis = _tie_basis(self.tie)
-            dof = max(n_rows - basis.shape[1] - len(bread) * n_met, 1)
-            cov = sandwich_covariance(basis.T @ reduced @ basis, basis.T @ profiled @ basis) * n_rows / dof
-            cov = cov[np.ix_(self.tie, self.tie)]
+        index = self._free_index(n_met, n_par)
+        basis = _basis(index)  # the covariance of the fitted values, spread to the parameters that take them
+        dof = max(n_rows - basis.shape[1] - len(bread) * n_met, 1)
+        cov = sandwich_covariance(basis.T @ reduced @ basis, basis.T @ profiled @ basis) * n_rows / dof
+        cov = cov[np.ix_(index, index)]
         idx = np.arange(n_met)
         pairs = np.stack([idx, idx + n_met], axis=1)
         self.slope_, self.offset_, self.reaction_scale_ = params.slope, params.offset, params.scale
@@ -304,9 +302,13 @@ class _Information:
         return tuple(out) if self.sandwich else out[0]
 
 
-def _tie_basis(tie: np.ndarray) -> np.ndarray:
-    """(P, q) 0/1 matrix taking the q free values to the P parameters (each parameter takes one)."""
-    return np.eye(int(tie.max()) + 1)[tie]
+def _basis(index: np.ndarray) -> np.ndarray:
+    """(P, q) 0/1 matrix taking q fitted values to P parameters: row p has its 1 in column ``index[p]``, none
+    where ``index[p]`` is -1."""
+    basis = np.zeros((len(index), int(index.max(initial=-1)) + 1))
+    rows = np.flatnonzero(index >= 0)
+    basis[rows, index[rows]] = 1.0
+    return basis
 
 
 def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: float):

@@ -88,9 +88,13 @@ def _t_weights(residual: np.ndarray, sigma: np.ndarray, m: int) -> np.ndarray:
     own = np.empty((m, 2, 2))
     own[:, 0, 0], own[:, 1, 1] = sigma[i, i], sigma[m + i, m + i]
     own[:, 0, 1] = own[:, 1, 0] = sigma[i, m + i]
-    diff = np.column_stack([residual[:m], residual[m:]])
-    # a pseudo-inverse: a member's slope and offset can be all but perfectly correlated
-    r2 = np.einsum("mi,mi->m", diff, (np.linalg.pinv(own, hermitian=True) @ diff[..., None])[..., 0])
+    r2 = squared_distances(np.column_stack([residual[:m], residual[m:]]), own)
     # a block indefinite by rounding (as the output error's float32 information sums once gave) must not give a
     # negative weight
     return np.minimum((T_DOF + 2.0) / (T_DOF + np.maximum(r2, 0.0)), 1.0)
+
+
+def squared_distances(diff: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Each row's squared Mahalanobis distance diff^T cov^+ diff under its own covariance (m, d, d); a
+    pseudo-inverse: a member's slope and offset can be all but perfectly correlated."""
+    return np.einsum("mi,mi->m", diff, (np.linalg.pinv(cov, hermitian=True) @ diff[..., None])[..., 0])

@@ -30,7 +30,7 @@ from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.continuation import converged
 from sysid.stage1.output_error import Corrected, OutputErrorRegression
-from sysid.stage1.shared import SharedEstimates
+from sysid.stage1.shared import SharedEstimates, squared_distances
 
 log = logging.getLogger(__name__)
 CHI2_TIE = 9.21  # 99% quantile of chi-squared with 2 degrees of freedom
@@ -56,7 +56,7 @@ def tied_members(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, member
     diff = points - values[labels]
     ok = members & np.all(np.isfinite(diff), axis=1) & np.all(np.isfinite(cov.reshape(len(cov), -1)), axis=1)
     r2 = np.full(len(points), np.inf)
-    r2[ok] = np.einsum("mi,mi->m", diff[ok], (np.linalg.pinv(cov[ok], hermitian=True) @ diff[ok, :, None])[..., 0])
+    r2[ok] = squared_distances(diff[ok], cov[ok])
     return _in_pairs(ok & (r2 <= CHI2_TIE), labels)
 
 
