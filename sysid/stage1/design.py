@@ -69,9 +69,9 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     substrate_hats, names = [], []
     for s in np.unique(e.sto_sub):
         edges = np.nonzero(e.sto_sub == s)[0]
-        incidence = np.zeros((conc.shape[1], network.n_reactions))
-        np.add.at(incidence, (e.met_sub[edges], e.rxn_sub[edges]), 1.0)
-        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.sum(1) > 0, ref_c.shape), ref_c)  # (T, N, K)
+        incidence = sparse.csr_matrix((np.ones(len(edges)), (e.met_sub[edges], e.rxn_sub[edges])),
+                                      shape=(conc.shape[1], network.n_reactions))  # repeated edges add up
+        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.getnnz(axis=1) > 0, ref_c.shape), ref_c)  # (T, N, K)
         substrate_hats.append((hats, incidence))
         names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
     has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
@@ -83,8 +83,11 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     values = np.empty((conc.shape[0], network.n_reactions, len(names)))
     k = 0
     for hats, incidence in substrate_hats:
-        values[..., k : k + hats.shape[-1]] = np.einsum("tnk,nj->tjk", hats, incidence, optimize=True)
-        k += hats.shape[-1]
+        t, n, n_hats = hats.shape
+        by_metabolite = np.ascontiguousarray(hats.transpose(0, 2, 1)).reshape(t * n_hats, n)
+        by_reaction = (by_metabolite @ incidence).reshape(t, n_hats, network.n_reactions)
+        values[..., k : k + n_hats] = by_reaction.transpose(0, 2, 1)
+        k += n_hats
     np.multiply(agg_hats, has_sub[None, :, None], out=values[..., k:])
     return ShapeFeatures(values, names)
 
