@@ -74,8 +74,9 @@ def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np
     log.info("stage 1 output error: %s noise", "relative (log-normal)" if observation.relative else "absolute")
     if fit is not None and len(windows) > 1:  # the longer lengths, as far as the record has windows for them
         longer = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
-                               observation=replace(observation, sd=fit.noise_sd_), step=steps)
+                               observation=replace(observation, sd=fit.noise_sd_), step=steps, accept=converged)
         fit = fit if longer is None else longer
+        windows = windows[: windows.index(fit.window) + 1]  # the held-out comparison's lengths: those used
     if fit is None or not converged(fit):
         log.warning("stage 1: the output-error fit did not converge (median over metabolites of their weighted rms "
                     "%s noise sds); the equation-error answer is kept",
@@ -129,13 +130,18 @@ def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegres
 def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, windows: tuple[int, ...], *,
                   use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
                   observation: Observation | None = None, reweigh: bool = True,
-                  step: Callable[[OutputErrorRegression], None] | None = None) -> OutputErrorRegression | None:
+                  step: Callable[[OutputErrorRegression], None] | None = None,
+                  accept: Callable[[OutputErrorRegression], bool] | None = None) -> OutputErrorRegression | None:
     """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
     leaves two windows, or one with only the starts free). With ``reweigh``, each length after the first weighs
     the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit. Only
-    the last length fitted computes its covariance."""
-    fit = None
+    the last length fitted computes its covariance.
+
+    With ``accept``: when the last length's fit is not accepted, the fit of the longest length that is (None if
+    none is), its covariance computed at its answer. Each length still starts from the one before, accepted or
+    not (a short lead-in length may stay off the noise and the next one reach it)."""
+    fit = last_accepted = None
     observation = Observation() if observation is None else observation
     lengths: list[int] = []  # up to the first length the record has too few windows for
     for window in windows:
@@ -153,7 +159,20 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
                  window, fit.rms_)
         if step is not None:
             step(fit)
-    return fit
+        if accept is not None and accept(fit):
+            last_accepted = fit
+    if accept is None or fit is None or fit is last_accepted:
+        return fit
+    return None if last_accepted is None else _with_covariance(data, model, last_accepted, use)
+
+
+def _with_covariance(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, use: np.ndarray | None
+                     ) -> OutputErrorRegression:
+    """``fit`` again without a step (its parameters and window starts as they are), now with its covariance."""
+    log.info("stage 1 output error: windows of %d samples are the longest whose fit converged; their answer is "
+             "used", fit.window)
+    return OutputErrorRegression(window=fit.window, free=fit.free, observation=fit.observation, n_iterations=0,
+                                 tie=fit.tie).fit(data, model, fit.params_, fit.states_, use)
 
 
 class _Steps:

@@ -165,3 +165,17 @@ def test_the_last_length_the_record_has_windows_for_gives_the_covariance(noisy):
     fit = fit_continued(data, model, start, (10, data.n_frames), use=None)
     assert fit is not None and fit.window == 10
     assert np.all(np.isfinite(fit.slope_se_)) and fit.estimate_cov_.shape == (2 * len(slope), 2 * len(slope))
+
+
+def test_a_longer_length_that_does_not_converge_falls_back_to_the_longest_that_did(noisy):
+    """When the last window length's fit is not accepted, the answer is the longest accepted length's: its
+    parameters as fitted there, with the covariance computed at them; None when no length is accepted."""
+    data, model, slope, offset = noisy
+    start = Corrected(slope, offset, np.ones(data.network.n_reactions))
+    alone = fit_continued(data, model, start, (10,), use=None)
+    fit = fit_continued(data, model, start, (10, 20), use=None, accept=lambda f: f.window == 10)
+    assert fit is not None and fit.window == 10
+    np.testing.assert_array_equal(fit.params_.vector(), alone.params_.vector())
+    np.testing.assert_allclose(fit.slope_se_, alone.slope_se_, rtol=1e-10)
+    assert fit.cost_ == pytest.approx(alone.cost_, rel=1e-12)
+    assert fit_continued(data, model, start, (10, 20), use=None, accept=lambda f: False) is None
