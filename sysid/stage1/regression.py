@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
 MAX_LOG_CORRECTION = 5.0
 STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
+VARIANCE_FLOOR = 1e-6  # of the median metabolite residual variance (weights span at most 1e6)
 
 
 def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray | None = None) -> np.ndarray:
@@ -62,10 +63,15 @@ def metabolite_weights(design: Design, residual: np.ndarray) -> np.ndarray:
     """Inverse residual variance of each metabolite's rows, normalised to mean 1."""
     n = design.n_met
     count = np.maximum(np.bincount(design.rows_met, minlength=n), 1)
-    var = np.bincount(design.rows_met, residual**2, minlength=n) / count
-    floor = 1e-6 * max(float(np.median(var)), 1e-300)
-    w = 1.0 / np.maximum(var, floor)
+    w = 1.0 / floored_variance(np.bincount(design.rows_met, residual**2, minlength=n) / count)
     return w / w.mean()
+
+
+def floored_variance(var: np.ndarray) -> np.ndarray:
+    """Residual variances of the metabolites, each at least VARIANCE_FLOOR times their median: on a noise-free
+    record a few metabolites fitted almost exactly would otherwise take weights 1e12 times the others', and a step
+    that sends the rest far off their readings would count as an improvement."""
+    return np.maximum(var, VARIANCE_FLOOR * max(float(np.median(var)), 1e-300))
 
 
 class HomeostasisRegression:

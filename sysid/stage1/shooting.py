@@ -46,7 +46,7 @@ from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.design import mass_action_monomials, shape_features
-from sysid.stage1.regression import normal_solve
+from sysid.stage1.regression import floored_variance, normal_solve
 
 log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
@@ -283,8 +283,7 @@ def _step(theta: np.ndarray, delta: np.ndarray, n_met: int, n_rxn: int) -> np.nd
 
 def _metabolite_variance(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
     count = np.maximum(valid.sum(0), 1)
-    var = (np.where(valid, residual, 0.0) ** 2).sum(0) / count
-    return np.maximum(var, 1e-12 * max(float(np.median(var)), 1e-300))
+    return floored_variance((np.where(valid, residual, 0.0) ** 2).sum(0) / count)
 
 
 def _metabolite_weights(residual: np.ndarray, valid: np.ndarray) -> np.ndarray:
