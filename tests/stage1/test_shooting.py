@@ -1,11 +1,12 @@
 """Stage 1 on sparse records: shooting over recorded intervals with the frozen model on sub-steps."""
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
 
-from sysid.config import Config
+from sysid.config import Config, Stage1Config
 from sysid.io.dataset import Dataset
 from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
@@ -13,6 +14,8 @@ from sysid.stage1.fit import fit_stage1, uses_shooting
 from sysid.stage1.output_error import OutputErrorRegression
 from sysid.stage1.regression import VARIANCE_FLOOR
 from sysid.stage1.shooting import (
+    FIRST_DAMPING,
+    LM_DAMPING,
     ShootingRegression,
     _metabolite_variance,
     interval_starts,
@@ -179,3 +182,19 @@ def test_metabolite_weights_span_at_most_the_variance_floor():
     residual = np.ones((50, 4)) * np.array([1e-9, 1.0, 2.0, 3.0])
     var = _metabolite_variance(residual, np.ones_like(residual, bool))
     assert var[0] == pytest.approx(VARIANCE_FLOOR * np.median(var)) and np.all(var[1:] == [1.0, 4.0, 9.0])
+
+
+
+def test_levenberg_marquardt_starts_damped_and_relaxes(sparse_case, caplog):
+    """The first step is tried at the damping FIRST_DAMPING, not undamped; after an accepted step the next
+    iteration first tries one level below the accepted one."""
+    _, _, data, model = sparse_case
+    with caplog.at_level(logging.DEBUG, logger="sysid.stage1.shooting"):
+        ShootingRegression(substeps=5, n_iterations=2).fit(data, model)
+    messages = [r.getMessage() for r in caplog.records]
+    end_of_first = messages.index(next(m for m in messages if m.startswith("stage 1 shooting iteration 1")))
+    tried = [[float(m.split(":")[0].split()[1]) for m in part if m.startswith("damping")]
+             for part in (messages[:end_of_first], messages[end_of_first:])]
+    dampings = (Stage1Config.ridge, *LM_DAMPING)
+    assert tried[0][0] == FIRST_DAMPING
+    assert tried[1][0] == dampings[max(dampings.index(tried[0][-1]) - 1, 0)]
