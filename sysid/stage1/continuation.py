@@ -42,11 +42,10 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
 
     Fitted first without the held-out blocks (:func:`held_out_samples`); there the two answers are compared
     (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
-    on every window. The answer is the fit of the longest of ``windows`` whose fit converged (:func:`converged`;
-    a lead-in length only leads in). None, with a warning, when stage 1's answer predicts the held-out blocks
-    better, or when no such fit converged: stage 1's answer stands. ``progress`` (done, total=..., rms=...) is
-    told after each fit over one window length."""
-    answers, windows = windows, lead_in(windows, substeps)
+    on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
+    the fit has not converged (:func:`converged`): stage 1's answer stands. ``progress``
+    (done, total=..., rms=...) is told after each fit over one window length."""
+    windows = lead_in(windows, substeps)
     held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
     steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None))
     if noise_kind not in ("auto", "absolute", "relative"):
@@ -54,14 +53,14 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
     relative = record_noise_is_relative(data.concentrations) if noise_kind == "auto" else noise_kind == "relative"
     try:
         return _refine(data, model, slope, offset, windows, held, steps,
-                       Observation(substeps, relative), check_kind=noise_kind == "auto", answers=answers)
+                       Observation(substeps, relative), check_kind=noise_kind == "auto")
     finally:
         steps.finish()
 
 
 def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray, windows: tuple[int, ...],
-            held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool,
-            answers: tuple[int, ...]) -> OutputErrorRegression | None:
+            held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool
+            ) -> OutputErrorRegression | None:
     # a metabolite stage 1 could not fit (NaN) starts without homeostasis
     stage1 = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
     if held is None:
@@ -75,15 +74,13 @@ def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np
     log.info("stage 1 output error: %s noise", "relative (log-normal)" if observation.relative else "absolute")
     if fit is not None and len(windows) > 1:  # the longer lengths, as far as the record has windows for them
         longer = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
-                               observation=replace(observation, sd=fit.noise_sd_), step=steps,
-                               accept=lambda f: f.window in answers and converged(f))
+                               observation=replace(observation, sd=fit.noise_sd_), step=steps, accept=converged)
         fit = fit if longer is None else longer
         windows = windows[: windows.index(fit.window) + 1]  # the held-out comparison's lengths: those used
-    if fit is None or fit.window not in answers or not converged(fit):
-        log.warning("stage 1: the output-error fit did not converge over windows of %s samples (median over "
-                    "metabolites of their weighted rms %s noise sds); the equation-error answer is kept",
-                    "/".join(map(str, answers)), "n/a" if fit is None else "above 1.5 at each"
-                    if fit.window not in answers else f"{np.nanmedian(fit.metabolite_rms_):.3g}")
+    if fit is None or not converged(fit):
+        log.warning("stage 1: the output-error fit did not converge (median over metabolites of their weighted rms "
+                    "%s noise sds); the equation-error answer is kept",
+                    "n/a" if fit is None else f"{np.nanmedian(fit.metabolite_rms_):.3g}")
         return None
     if held is None:
         return fit

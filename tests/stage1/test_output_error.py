@@ -179,14 +179,3 @@ def test_a_longer_length_that_does_not_converge_falls_back_to_the_longest_that_d
     np.testing.assert_allclose(fit.slope_se_, alone.slope_se_, rtol=1e-10)
     assert fit.cost_ == pytest.approx(alone.cost_, rel=1e-12)
     assert fit_continued(data, model, start, (10, 20), use=None, accept=lambda f: False) is None
-
-
-def test_a_lead_in_length_is_never_the_answer(noisy, monkeypatch, caplog):
-    """With sub-steps the continuation leads in with shorter lengths (here 2 samples before 4 and 8); when only
-    the lead-in's fit converges, stage 1's answer stands."""
-    data, model, slope, offset = noisy
-    monkeypatch.setattr(continuation, "held_out_samples", lambda *args, **kwargs: None)
-    monkeypatch.setattr(continuation, "converged", lambda fit: fit.window == 2)
-    with caplog.at_level(logging.INFO, logger="sysid.stage1.continuation"):
-        assert refine_by_output_error(data, model, slope, offset, (4, 8), substeps=2) is None
-    assert "over windows of 2 samples" in caplog.text and "did not converge over windows of 4/8" in caplog.text
