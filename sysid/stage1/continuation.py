@@ -169,8 +169,8 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
 def _with_covariance(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, use: np.ndarray | None
                      ) -> OutputErrorRegression:
     """``fit`` again without a step (its parameters and window starts as they are), now with its covariance."""
-    log.info("stage 1 output error: windows of %d samples are the longest whose fit converged; their answer is "
-             "used", fit.window)
+    log.info("stage 1 output error: windows of %d samples are the longest whose fit is accepted (converged); "
+             "their answer is used", fit.window)
     return OutputErrorRegression(window=fit.window, free=fit.free, observation=fit.observation, n_iterations=0,
                                  tie=fit.tie).fit(data, model, fit.params_, fit.states_, use)
 

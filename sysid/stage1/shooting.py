@@ -51,7 +51,7 @@ from sysid.stage1.regression import floored_variance, normal_solve
 log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
 MAX_LOG_CORRECTION = 5.0
-LM_DAMPING = (1e-6, 1e-4, 1e-2, 1.0)  # relative (column-scaled) damping tried after a failed plain step
+LM_DAMPING = (1e-6, 1e-4, 1e-2, 1.0)  # relative (column-scaled) damping levels above the plain step (the ridge)
 # The first iteration starts damped (on the default regime's noise-free sparse records of seeds 3 and 9 the plain
 # first step lowered the weighted rms by sending a few metabolites 10-60 concentration units off their readings,
 # and the fit never came back)
