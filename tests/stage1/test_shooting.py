@@ -184,7 +184,6 @@ def test_metabolite_weights_span_at_most_the_variance_floor():
     assert var[0] == pytest.approx(VARIANCE_FLOOR * np.median(var)) and np.all(var[1:] == [1.0, 4.0, 9.0])
 
 
-
 def test_levenberg_marquardt_starts_damped_and_relaxes(sparse_case, caplog):
     """The first step is tried at the damping FIRST_DAMPING, not undamped; after an accepted step the next
     iteration first tries one level below the accepted one."""
