@@ -32,8 +32,8 @@ def command(
     loops = cfg.training.data_augmentation_loop
     with progress_bar("stage 1 output error", None) as update:  # one bar, shown when either stage reports
 
-        def stage1(done: int, total: int, **fields: float) -> None:
-            update(done, total=total, description="stage 1 output error", **fields)
+        def stage1(done: int, total: int, description: str = "stage 1 output error", **fields: float) -> None:
+            update(done, total=total, description=description, **fields)
 
         def refining(step: int, **fields: float) -> None:
             update(step, total=loops, description="refining", **fields)

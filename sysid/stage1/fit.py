@@ -56,7 +56,8 @@ class Stage1Result:
 def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: int = 0,
                progress: Callable[..., None] | None = None) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels). ``progress``
-    (done, total=..., **fields) follows the output-error fit, the one long part, when it runs."""
+    (done, total=..., **fields) follows the output-error fit, the one long part, when it runs, and then the
+    tied group fit (with description=...)."""
     if isinstance(model, MetabolismModel) and uses_shooting(data, model, cfg):
         result = _fit_sparse(data, model, cfg, seed, progress)
     else:
@@ -148,7 +149,7 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     if regained.any():
         log.info("stage 1: %d metabolites flagged on the equation-error fit are identified by the output error's "
                  "own standard errors", regained.sum())
-    tied = partial(tied_group_values, data, model, refined) if cfg.tied_groups else None
+    tied = partial(tied_group_values, data, model, refined, progress=progress) if cfg.tied_groups else None
     return _group(refined, identified, result.frozen, result.window, cfg, seed, model, result.misfit, data,
                   weighted_centre=True, refine_shared=tied)
 

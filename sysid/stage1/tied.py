@@ -22,6 +22,7 @@ the first-order values stand.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
@@ -35,6 +36,7 @@ from sysid.stage1.shared import SharedEstimates, squared_distances
 log = logging.getLogger(__name__)
 CHI2_TIE = 9.21  # 99% quantile of chi-squared with 2 degrees of freedom
 LEVEL = 0.999  # the likelihood-ratio test that rejects the tie
+PROGRESS_LABEL = "stage 1 tied group fit"
 
 
 def tie_columns(labels: np.ndarray, tied: np.ndarray, n_rxn: int) -> np.ndarray:
@@ -61,11 +63,13 @@ def tied_members(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, member
 
 
 def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, labels: np.ndarray,
-                      members: np.ndarray, gls: SharedEstimates) -> SharedEstimates:
+                      members: np.ndarray, gls: SharedEstimates, progress: Callable[..., None] | None = None
+                      ) -> SharedEstimates:
     """Each group's (slope, offset) and covariance from the output error refitted from ``fit`` (its window
     length, readings' weights and fitted states) with the tied members (:func:`tied_members`) sharing them.
     ``gls`` (the first-order values) stand for a group without tied members, and for all when the tied fit does
-    not converge or the readings reject the tie (:func:`tie_rejected`)."""
+    not converge or the readings reject the tie (:func:`tie_rejected`). ``progress`` (done, total=...,
+    description=...) is told when the tied fit starts and when it ends."""
     tied = tied_members(np.column_stack([fit.slope_, fit.offset_]), fit.joint_cov_, labels, members, gls.values)
     if not tied.any():
         return gls
@@ -73,9 +77,13 @@ def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorReg
     slope[tied], offset[tied] = gls.values[labels[tied], 0], gls.values[labels[tied], 1]
     log.info("stage 1 output error with %d members' slopes and offsets tied to %d groups' values", tied.sum(),
              len(np.unique(labels[tied])))
+    if progress is not None:
+        progress(0, total=1, description=PROGRESS_LABEL)
     refit = OutputErrorRegression(window=fit.window, observation=fit.observation,
                                   tie=tie_columns(labels, tied, len(fit.params_.scale))).fit(
         data, model, Corrected(slope, offset, fit.params_.scale), fit.states_)
+    if progress is not None:
+        progress(1, total=1, description=PROGRESS_LABEL)
     if not converged(refit) or tie_rejected(fit, refit, labels, tied):
         log.warning("stage 1: the output error with tied group values did not converge, or fits the readings worse "
                     "than the tie explains; the values from the members' estimates are kept")

@@ -60,7 +60,10 @@ def test_tied_fit_gives_each_group_one_value_with_its_error(refined):
     labels[wrong] = 0
     members = np.ones(len(labels), bool)
     gls = shared_estimates(np.column_stack([fit.slope_, fit.offset_]), fit.estimate_cov_, labels, members, 2)
-    tied = tied_group_values(data, model, fit, labels, members, gls)
+    told = []
+    tied = tied_group_values(data, model, fit, labels, members, gls,
+                             progress=lambda done, **fields: told.append((done, fields["total"])))
+    assert told == [(0, 1), (1, 1)]  # a progress bar over the tied fit
     se = np.sqrt(tied.cov[:, [0, 1], [0, 1]])
     assert np.all(np.isfinite(se)) and np.all(se > 0)
     true = np.column_stack([-truth.lambdas, truth.lambdas * truth.baselines])
