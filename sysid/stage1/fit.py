@@ -93,8 +93,7 @@ def substeps(data: Dataset, cfg: Stage1Config) -> int:
 def _fit_sparse(data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int,
                 progress: Callable[..., None] | None = None) -> Stage1Result:
     log.info("stage 1 on a sparse record: shooting over each recorded interval, %d sub-steps", substeps(data, cfg))
-    reg = ShootingRegression(substeps=substeps(data, cfg), n_iterations=cfg.n_iterations, ridge=cfg.ridge).fit(
-        data, model)
+    reg = ShootingRegression(substeps=substeps(data, cfg), ridge=cfg.ridge).fit(data, model)
     frozen = evaluate_frozen(model, data.concentrations, data.times)
     misfit = shooting_misfit(reg, cfg.misfit_threshold)
     _warn_misfit(misfit, np.zeros(data.n_metabolites, bool), cfg.misfit_threshold)

@@ -16,6 +16,8 @@ from sysid.stage1.regression import VARIANCE_FLOOR
 from sysid.stage1.shooting import (
     FIRST_DAMPING,
     LM_DAMPING,
+    MAX_ITERATIONS,
+    TOLERANCE,
     ShootingRegression,
     _metabolite_variance,
     interval_starts,
@@ -36,6 +38,15 @@ def sparse_case():
     model = model_from_truth(sim.network, sim.truth.log_k, cfg.graph_model, log_k_noise=0.1, seed=1,
                              concentrations=sim.concentrations).freeze_reactions()
     return cfg, sim, data, model
+
+
+@pytest.fixture(scope="module")
+def noisy_sparse(sparse_case):
+    """The sparse case's record with 0.3% log-normal noise."""
+    cfg, _, _, _ = sparse_case
+    sim = simulate(cfg.simulation, 0.003, noise_kind="relative")
+    return sim, Dataset(sim.concentrations, sim.dcdt, sim.positions, sim.network, sim.delta_t, euler_steps=False,
+                        steps_per_frame=5)
 
 
 def test_colouring_separates_the_substrates_of_each_reaction():
@@ -82,13 +93,11 @@ def test_sparse_record_without_noise_recovers_the_homeostasis(sparse_case):
     assert fit.n_groups == 2
 
 
-def test_noisy_sparse_record_goes_on_to_output_error(sparse_case):
+def test_noisy_sparse_record_goes_on_to_output_error(sparse_case, noisy_sparse):
     """With 0.3% log-normal noise the shooting fit's interval residuals say the record is noisy: the output
     error follows (relative noise found) and its answer, at least as good on held-out data, is the one kept."""
     cfg, _, data, model = sparse_case
-    sim = simulate(cfg.simulation, 0.003, noise_kind="relative")
-    noisy = Dataset(sim.concentrations, sim.dcdt, sim.positions, sim.network, sim.delta_t, euler_steps=False,
-                    steps_per_frame=5)
+    sim, noisy = noisy_sparse
     short = dataclasses.replace(cfg.sysid.stage1, output_error_windows=(4, 8))  # 2, 4, 8 samples: quicker
     result = fit_stage1(noisy, model, short)
     reg, fit = result.regression, result.fit
@@ -197,3 +206,14 @@ def test_levenberg_marquardt_starts_damped_and_relaxes(sparse_case, caplog):
     dampings = (Stage1Config.ridge, *LM_DAMPING)
     assert tried[0][0] == FIRST_DAMPING
     assert tried[1][0] == dampings[max(dampings.index(tried[0][-1]) - 1, 0)]
+
+
+def test_iterations_stop_when_the_rms_no_longer_falls(sparse_case, noisy_sparse):
+    """On a noisy record the weighted rms levels off at the noise after a few iterations: the fit stops at the
+    first iteration that lowers it by less than TOLERANCE, well before MAX_ITERATIONS; every earlier one lowered
+    it by more."""
+    _, _, _, model = sparse_case
+    path = np.array(ShootingRegression(substeps=5).fit(noisy_sparse[1], model).rms_path_)
+    drops = -np.diff(path) / path[:-1]
+    assert 1 <= len(drops) < MAX_ITERATIONS
+    assert drops[-1] < TOLERANCE and np.all(drops[:-1] >= TOLERANCE)
