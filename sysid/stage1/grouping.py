@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from sysid.stage1.calibration import calibrated, dispersion
+from sysid.stage1.calibration import calibrated, dispersion, widened
 from sysid.stage1.residuals import MAD_TO_SD
-from sysid.stage1.shared import T_DOF, SharedEstimates, shared_estimates
+from sysid.stage1.shared import T_DOF, SharedEstimates, member_jackknife, shared_estimates
 
 N_INIT = 3
 MIN_SEPARATION = 4.0  # groups closer than this many robust spreads are one group
@@ -85,8 +85,9 @@ def find_groups(
     and whose standard errors hold (the output-error fit's). With ``estimate_cov`` as well, the points' full
     error covariance (2n, 2n: slopes, then offsets), each group's centre is the (slope, offset) its trusted
     members share, by generalised least squares (:func:`sysid.stage1.shared.shared_estimates`), with its
-    covariance (widened as the standard errors are); ``refine_shared`` (labels, members, values) may then
-    replace those values (:func:`sysid.stage1.tied.tied_group_values`).
+    covariance (widened as the standard errors are, and further to the jackknife variance over its members
+    where that is larger: :func:`sysid.stage1.calibration.widened`); ``refine_shared`` (labels, members,
+    values) may then replace those values (:func:`sysid.stage1.tied.tied_group_values`).
     """
     n = len(points)
     finite = np.all(np.isfinite(points), axis=1) & np.all(np.isfinite(cov.reshape(n, -1)), axis=1)
@@ -123,7 +124,8 @@ def find_groups(
             shared = refine_shared(labels, finite_shape, shared)
         known = np.all(np.isfinite(shared.values), axis=1)
         means[known] = (shared.values[known] - centre) / spread
-        means_cov = calibrated(shared.cov, phi)
+        jackknife = member_jackknife(points, estimate_cov, labels, finite_shape, len(means))
+        means_cov = widened(calibrated(shared.cov, phi), jackknife)
     pooled = _pool(z, calibrated(z_cov, phi), labels, means, covs, finite) * spread + centre
     return _ordered(labels, pooled, means * spread + centre, phi, means_cov)
 

@@ -41,10 +41,7 @@ def shared_estimates(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, me
     covariance ``cov`` (2n, 2n: all slopes, then all offsets), using the ``members`` (bool, n) only, with
     Student-t weights against outlying members."""
     n = len(points)
-    variance = np.diag(cov)
-    use = (np.asarray(members, bool) & np.all(np.isfinite(points), axis=1) & np.isfinite(variance[:n])
-           & np.isfinite(variance[n:]) & (variance[:n] > 0) & (variance[n:] > 0))
-    idx = np.nonzero(use)[0]
+    idx = np.nonzero(_usable(points, cov, members))[0]
     sigma = cov[np.ix_(np.concatenate([idx, n + idx]), np.concatenate([idx, n + idx]))]
     values, out_cov = np.full((n_groups, 2), np.nan), np.tile(np.diag([np.inf, np.inf]), (n_groups, 1, 1))
     if not idx.size or not np.all(np.isfinite(sigma)):
@@ -70,6 +67,34 @@ def shared_estimates(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, me
     pairs = np.column_stack([np.arange(k), k + np.arange(k)])
     out_cov[used] = beta_cov[pairs[:, :, None], pairs[:, None, :]]
     return SharedEstimates(values, out_cov)
+
+
+def member_jackknife(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, members: np.ndarray,
+                     n_groups: int) -> np.ndarray:
+    """(n_groups, 2) jackknife variance of each group's shared (slope, offset) (:func:`shared_estimates`) over
+    its members: (m - 1) / m times the sum of squares of the values' changes as each of its m usable members
+    is left out in turn. 0 for a group with fewer than 3."""
+    use = _usable(points, cov, members)
+    left_out = np.full((len(points), 2), np.nan)
+    for i in np.nonzero(use)[0]:
+        without = use.copy()
+        without[i] = False
+        left_out[i] = shared_estimates(points, cov, labels, without, n_groups).values[labels[i]]
+    variance = np.zeros((n_groups, 2))
+    for g in range(n_groups):
+        values = left_out[use & (labels == g)]
+        m = len(values)
+        if m >= 3 and np.all(np.isfinite(values)):
+            variance[g] = (m - 1) / m * np.sum((values - values.mean(axis=0)) ** 2, axis=0)
+    return variance
+
+
+def _usable(points: np.ndarray, cov: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The ``members`` with finite estimates and finite, positive variances."""
+    n = len(points)
+    variance = np.diag(cov)
+    return (np.asarray(members, bool) & np.all(np.isfinite(points), axis=1) & np.isfinite(variance[:n])
+            & np.isfinite(variance[n:]) & (variance[:n] > 0) & (variance[n:] > 0))
 
 
 def _gls(design: np.ndarray, precision: np.ndarray, sd: np.ndarray, theta: np.ndarray

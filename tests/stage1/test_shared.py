@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from sysid.stage1.calibration import widened
 from sysid.stage1.grouping import find_groups, robust_weighted_mean
-from sysid.stage1.shared import shared_estimates
+from sysid.stage1.shared import member_jackknife, shared_estimates
 
 TRUE = np.array([[-0.02, 0.03], [-0.2, 0.1]])  # (slope, offset) of groups 0 and 1
 
@@ -83,3 +84,40 @@ def test_find_groups_centres_on_the_shared_values():
     np.testing.assert_allclose(grouping.means, expected.values, rtol=1e-9)
     assert np.all(grouping.means_cov[:, 0, 0] >= expected.cov[:, 0, 0] * (1 - 1e-12))  # widened, never narrowed
     assert find_groups(points, own, seed=0, max_groups=3).means_cov is None
+
+
+def _intervals(rng, labels, loading, cov, draws):
+    """Over ``draws`` draws of the members' estimates: the share of group 0's 95% slope intervals that hold
+    the truth, model-based and widened to the jackknife, and the median ratio of the jackknife variance to the
+    model's."""
+    members = np.ones(len(labels), bool)
+    hits, ratio = [], []
+    for _ in range(draws):
+        points = _draw(rng, labels, loading)
+        est = shared_estimates(points, cov, labels, members, 2)
+        jackknife = member_jackknife(points, cov, labels, members, 2)
+        wide = widened(est.cov, jackknife)
+        error = abs(est.values[0, 0] - TRUE[0, 0])
+        hits.append([error < 1.96 * np.sqrt(c[0, 0, 0]) for c in (est.cov, wide)])
+        ratio.append(jackknife[0, 0] / est.cov[0, 0, 0])
+    return (*np.mean(hits, axis=0), float(np.median(ratio)))
+
+
+def test_the_jackknife_agrees_with_an_error_model_that_holds():
+    rng = np.random.default_rng(4)
+    labels, loading, cov = _setting(rng, n=30)
+    model, wide, ratio = _intervals(rng, labels, loading, cov, 60)
+    assert 0.6 < ratio < 1.5  # seeds 4-7: 0.82-1.02
+    assert model >= 0.88 and wide >= model  # seeds 4-7: model 0.90-0.98, widened 0.95-0.98
+
+
+def test_the_jackknife_widens_intervals_whose_members_err_more_than_stated():
+    """The members' own errors are three times what their stated covariance says (what errors the model misses,
+    or misplaced members, look like to the pooled value): the model-based intervals cover far less than 95%,
+    the widened ones near it."""
+    rng = np.random.default_rng(5)
+    labels, loading, cov = _setting(rng, n=30)
+    worse = loading.copy()
+    worse[:, : 2 * len(labels)] *= 3.0  # the members' own errors; the shared factors as stated
+    model, wide, ratio = _intervals(rng, labels, worse, cov, 60)
+    assert model < 0.7 and wide > 0.78 and ratio > 3.0  # seeds 4-7: model 0.48-0.63, widened 0.80-0.92, ratio 4.5-5.2
