@@ -100,9 +100,12 @@ def test_no_tied_member_keeps_the_first_order_values(refined):
 def test_a_tie_the_readings_reject_is_not_taken():
     """Likelihood ratio: 10 members tied into 2 groups remove 16 parameters; a rise of the weighted cost within
     chi-squared(16)'s 99.9% quantile (39.3) keeps the tie, a rise far beyond it (a shared value that some
-    members' readings cannot follow) does not."""
+    members' readings cannot follow) does not, nor does a fall far beyond it."""
     labels, tied = np.repeat([0, 1], 5), np.ones(10, bool)
     untied = SimpleNamespace(cost_=1000.0, rms_=1.0)
     assert not tie_rejected(untied, SimpleNamespace(cost_=1030.0), labels, tied)
     assert tie_rejected(untied, SimpleNamespace(cost_=1045.0), labels, tied)
     assert not tie_rejected(SimpleNamespace(cost_=1000.0, rms_=1.2), SimpleNamespace(cost_=1045.0), labels, tied)
+    # a tied cost far below the untied one: the untied fit had not converged, and the test cannot be made
+    assert not tie_rejected(untied, SimpleNamespace(cost_=970.0), labels, tied)
+    assert tie_rejected(untied, SimpleNamespace(cost_=950.0), labels, tied)
