@@ -90,8 +90,8 @@ def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorReg
     if progress is not None:
         progress(1, total=1, description=PROGRESS_LABEL)
     if not converged(refit) or tie_rejected(fit, refit, labels, tied):
-        log.warning("stage 1: the output error with tied group values did not converge, or fits the readings worse "
-                    "than the tie explains; the values from the members' estimates are kept")
+        log.warning("stage 1: the output error with tied group values did not converge, or its cost against the "
+                    "untied fit's refuses the tie; the values from the members' estimates are kept")
         return gls
     values, cov = gls.values.copy(), gls.cov.copy()
     for g in np.unique(labels[tied]):
@@ -114,8 +114,8 @@ def tie_rejected(fit: OutputErrorRegression, refit: OutputErrorRegression, label
              fit.cost_, removed)
     allowed = stats.chi2.ppf(LEVEL, max(removed, 1)) * max(fit.rms_**2, 1.0)
     if rise < -allowed:
-        log.warning("stage 1: the tied fit's weighted cost is below the untied fit's by %.3g: the untied fit had "
-                    "not converged", -rise)
+        log.info("stage 1: the tied fit's weighted cost is below the untied fit's by %.3g: the untied fit had not "
+                 "converged", -rise)
     return bool(abs(rise) > allowed)
 
 
