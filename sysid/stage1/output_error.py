@@ -41,6 +41,7 @@ from scipy import linalg
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
+from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
     Observation,
     Weighed,
@@ -162,27 +163,22 @@ class OutputErrorRegression:
         sd = self.observation.noise(y)
         params, x0 = start, (y if states is None else states)[first].copy()
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
-        level = 0  # the damping of the last accepted step; each pass tries one level less first
-        for it in range(self.n_iterations):
-            for mu_index in range(max(level - 1, 0), len(DAMPING)):
-                try:
-                    trial, t_x0 = self._step(params, x0, info, grad, DAMPING[mu_index])
-                except (linalg.LinAlgError, ValueError):  # a singular or non-finite system: damp more
-                    continue
-                t_cost = self._pass(data, model, trial, t_x0, observed, sd, sensitivities=False)[2]
-                if t_cost < cost:
-                    break
-            else:
-                break
-            level = mu_index
-            params, x0 = trial, t_x0
-            info, grad, new_cost, chi2 = self._pass(data, model, params, x0, observed, sd)
-            log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, it + 1,
-                     new_cost, DAMPING[level])
-            done = cost - new_cost < TOLERANCE * abs(cost)
-            cost = new_cost
-            if done:
-                break
+
+        def accept(trial):
+            t_params, t_x0 = trial
+            info, grad, t_cost, t_chi2 = self._pass(data, model, t_params, t_x0, observed, sd)
+            return (t_params, t_x0, info, grad, t_chi2), t_cost
+
+        def on_step(iteration, new_cost, damping):
+            log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, iteration,
+                     new_cost, damping)
+
+        (params, x0, _, _, chi2), cost = minimise(
+            (params, x0, info, grad, chi2), cost, propose=lambda state, damping: self._step(*state[:4], damping),
+            trial_cost=lambda trial: self._pass(data, model, trial[0], trial[1], observed, sd,
+                                                sensitivities=False)[2],
+            accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations, tolerance=TOLERANCE,
+            on_step=on_step)
         n_rows = int((observed > 0).sum())
         self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows
         if self.free == "all" and self.covariance:

@@ -46,6 +46,7 @@ from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.design import mass_action_monomials, shape_features
+from sysid.stage1.levenberg import minimise
 from sysid.stage1.regression import floored_variance, normal_solve
 
 log = logging.getLogger(__name__)
@@ -119,27 +120,24 @@ class ShootingRegression:
         A, b, rms = self._normal(X, target - end, valid, weights)
         self.rms_path_ = [rms]
         dampings = (self.ridge, *LM_DAMPING)
-        level = dampings.index(FIRST_DAMPING)  # each iteration tries one level less than the last accepted first
-        for it in range(self.n_iterations):
-            for mu_index in range(level, len(dampings)):  # Levenberg-Marquardt: damp until the fit improves
-                damping = dampings[mu_index]
-                trial = _step(theta, normal_solve(A, b, damping), n_met, n_rxn)
-                t_end = self._shoot(c0, trial, sensitivities=False)[0]
-                t_rms = _rms(target - t_end, valid, weights)
-                log.debug("damping %g: rms %.4g (now %.4g)", damping, t_rms, rms)
-                if t_rms <= rms:
-                    break
-            else:
-                break
-            level = max(mu_index - 1, 0)
-            theta, (end, X, _) = trial, self._shoot(c0, trial)
-            A, b, new_rms = self._normal(X, target - end, valid, weights)
-            log.info("stage 1 shooting iteration %d: weighted rms residual %.3g", it + 1, new_rms)
-            done = rms - new_rms < TOLERANCE * rms
-            rms = new_rms
-            self.rms_path_.append(rms)
-            if done:
-                break
+
+        def propose(state, damping):
+            return _step(state[0], normal_solve(state[3], state[4], damping), n_met, n_rxn)
+
+        def accept(trial):
+            t_end, t_X, _ = self._shoot(c0, trial)
+            A, b, t_rms = self._normal(t_X, target - t_end, valid, weights)
+            return (trial, t_end, t_X, A, b), t_rms
+
+        def on_step(iteration, new_rms, _damping):
+            log.info("stage 1 shooting iteration %d: weighted rms residual %.3g", iteration, new_rms)
+            self.rms_path_.append(new_rms)
+
+        (theta, end, X, _, _), _ = minimise(
+            (theta, end, X, A, b), rms, propose=propose, accept=accept, dampings=dampings,
+            trial_cost=lambda trial: _rms(target - self._shoot(c0, trial, sensitivities=False)[0], valid, weights),
+            first=dampings.index(FIRST_DAMPING), max_iterations=self.n_iterations, tolerance=TOLERANCE,
+            on_step=on_step)
         self._finish(theta, X, target - end, valid, n_met)
         # for the misfit test: each interval's residual (NaN where not used) and observed change
         self.interval_starts_, self.interval_change_ = starts, target - c0

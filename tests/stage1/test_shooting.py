@@ -197,7 +197,7 @@ def test_levenberg_marquardt_starts_damped_and_relaxes(sparse_case, caplog):
     """The first step is tried at the damping FIRST_DAMPING, not undamped; after an accepted step the next
     iteration first tries one level below the accepted one."""
     _, _, data, model = sparse_case
-    with caplog.at_level(logging.DEBUG, logger="sysid.stage1.shooting"):
+    with caplog.at_level(logging.DEBUG, logger="sysid.stage1"):
         ShootingRegression(substeps=5, n_iterations=2).fit(data, model)
     messages = [r.getMessage() for r in caplog.records]
     end_of_first = messages.index(next(m for m in messages if m.startswith("stage 1 shooting iteration 1")))
