@@ -25,6 +25,7 @@ from sysid.stage1.identifiability import MIN_Z, imprecise, unidentified_species,
 from sysid.stage1.misfit import MisfitReport, frozen_misfit, shooting_misfit
 from sysid.stage1.noise_bias import debiased
 from sysid.stage1.nonlinear import fit_group_forms
+from sysid.stage1.output_error import OutputErrorRegression
 from sysid.stage1.regression import HomeostasisRegression
 from sysid.stage1.residuals import (
     FrozenEvaluation,
@@ -37,9 +38,10 @@ from sysid.stage1.residuals import (
 )
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
-from sysid.stage1.tied import tied_group_values
+from sysid.stage1.tied import tied_group_values, untied_from
 
 log = logging.getLogger(__name__)
+CONTINUED_LABEL = "stage 1 untied fit continued from the tied one"
 DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
 
 
@@ -125,7 +127,12 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     (:func:`unresolved`), and the metabolite's own residuals within MAX_RMS noise sds. The output error's
     standard errors hold (coverage 0.94-0.97 in ``benchmarks/noise_bench.py``), and where the slope is beyond
     the data's reach (a sparse, noisy record) the offset still places a metabolite; the equation-error fit's
-    per-metabolite misfit flags, found on its noise-biased estimates, are not carried over."""
+    per-metabolite misfit flags, found on its noise-biased estimates, are not carried over.
+
+    When the tied group fit lands below the untied fit's cost (the untied fit had stopped short of its optimum:
+    :func:`sysid.stage1.tied.untied_behind`), the untied fit is continued from the tied one
+    (:func:`sysid.stage1.tied.untied_from`) and everything from the identification on is done again on its
+    answer, once."""
     if result.misfit.misfit:
         return result
     reg = result.regression
@@ -134,6 +141,28 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
                                      noise_kind=cfg.noise_kind)
     if refined is None:
         return result
+    ahead: list[OutputErrorRegression] = []  # a tied fit below the untied one's cost (sysid.stage1.tied)
+    grouped = _group_refined(refined, result, data, model, cfg, seed, excluded, progress, ahead.append)
+    if not ahead:
+        return grouped
+    if progress is not None:
+        progress(0, total=1, description=CONTINUED_LABEL)
+    continued = untied_from(data, model, ahead[0])
+    if progress is not None:
+        progress(1, total=1, description=CONTINUED_LABEL)
+    if continued is None:
+        log.warning("stage 1: the untied output error continued from the tied fit did not converge; the groups of "
+                    "the first untied fit stand")
+        return grouped
+    log.info("stage 1: groups and tied values once more, on the continued untied fit")
+    return _group_refined(continued, result, data, model, cfg, seed, excluded, progress)
+
+
+def _group_refined(refined: OutputErrorRegression, result: Stage1Result, data: Dataset, model: MetabolismModel,
+                   cfg: Stage1Config, seed: int, excluded: np.ndarray, progress: Callable[..., None] | None,
+                   on_ahead: Callable[[OutputErrorRegression], None] | None = None) -> Stage1Result:
+    """Groups (and, with ``cfg.tied_groups``, tied group values) on an output-error answer ``refined``; ``result``
+    is stage 1's equation-error result it replaces. Identified: see :func:`_with_output_error`."""
     hidden = ~excluded & unresolved(np.column_stack([refined.slope_, refined.offset_]), refined.joint_cov_)
     if hidden.any():
         log.warning("%d metabolites: homeostasis not identifiable by output error (neither slope nor offset "
@@ -148,7 +177,8 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     if regained.any():
         log.info("stage 1: %d metabolites flagged on the equation-error fit are identified by the output error's "
                  "own standard errors", regained.sum())
-    tied = partial(tied_group_values, data, model, refined, progress=progress) if cfg.tied_groups else None
+    tied = (partial(tied_group_values, data, model, refined, progress=progress, on_ahead=on_ahead)
+            if cfg.tied_groups else None)
     return _group(refined, identified, result.frozen, result.window, cfg, seed, model, result.misfit, data,
                   weighted_centre=True, refine_shared=tied)
 

@@ -21,7 +21,9 @@ more than that: the untied fit had not converged, and the test cannot be made
 (on (c) seeds 6 and 10 the tied values were then further from the truth than
 the first-order ones: type 0's slope 44% and 140% off, against 32% and 13%;
 on (d) seed 8 and (c) seed 12, which did the same, one type was nearer and
-one further).
+one further). The caller is then told of the tied fit (``on_ahead``):
+:func:`untied_from` continues the untied fit from it, past the point where it
+had stopped, and :mod:`sysid.stage1.fit` groups and ties once more on that.
 """
 
 from __future__ import annotations
@@ -68,13 +70,14 @@ def tied_members(points: np.ndarray, cov: np.ndarray, labels: np.ndarray, member
 
 
 def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, labels: np.ndarray,
-                      members: np.ndarray, gls: SharedEstimates, progress: Callable[..., None] | None = None
-                      ) -> SharedEstimates:
+                      members: np.ndarray, gls: SharedEstimates, progress: Callable[..., None] | None = None,
+                      on_ahead: Callable[[OutputErrorRegression], None] | None = None) -> SharedEstimates:
     """Each group's (slope, offset) and covariance from the output error refitted from ``fit`` (its window
     length, readings' weights and fitted states) with the tied members (:func:`tied_members`) sharing them.
     ``gls`` (the first-order values) stand for a group without tied members, and for all when the tied fit does
-    not converge or the readings reject the tie (:func:`tie_rejected`). ``progress`` (done, total=...,
-    description=...) is told when the tied fit starts and when it ends."""
+    not converge or the readings reject the tie (:func:`tie_rejected`). ``on_ahead`` is called with the tied fit
+    when its cost is below the untied fit's beyond the test's allowance (:func:`untied_behind`). ``progress``
+    (done, total=..., description=...) is told when the tied fit starts and when it ends."""
     tied = tied_members(np.column_stack([fit.slope_, fit.offset_]), fit.joint_cov_, labels, members, gls.values)
     if not tied.any():
         return gls
@@ -89,6 +92,8 @@ def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorReg
         data, model, Corrected(slope, offset, fit.params_.scale), fit.states_)
     if progress is not None:
         progress(1, total=1, description=PROGRESS_LABEL)
+    if on_ahead is not None and converged(refit) and untied_behind(fit, refit, labels, tied):
+        on_ahead(refit)
     if not converged(refit) or tie_rejected(fit, refit, labels, tied):
         log.warning("stage 1: the output error with tied group values did not converge, or its cost against the "
                     "untied fit's refuses the tie; the values from the members' estimates are kept")
@@ -108,15 +113,45 @@ def tie_rejected(fit: OutputErrorRegression, refit: OutputErrorRegression, label
     of chi-squared with as many degrees of freedom as the tie removes (in units of the residual variance). Or
     it fell below it by more than that: a restriction cannot fit better than the fit it restricts at that fit's
     optimum, so the untied fit had not reached it, and the test cannot be made."""
-    removed = 2 * (int(tied.sum()) - len(np.unique(labels[tied])))
-    rise = refit.cost_ - fit.cost_
+    rise, allowed = refit.cost_ - fit.cost_, _allowance(fit, labels, tied)
     log.info("stage 1 tied fit: weighted cost %.6g against %.6g untied (%d parameters tied away)", refit.cost_,
-             fit.cost_, removed)
-    allowed = stats.chi2.ppf(LEVEL, max(removed, 1)) * max(fit.rms_**2, 1.0)
+             fit.cost_, _removed(labels, tied))
     if rise < -allowed:
         log.info("stage 1: the tied fit's weighted cost is below the untied fit's by %.3g: the untied fit had not "
                  "converged", -rise)
     return bool(abs(rise) > allowed)
+
+
+def untied_behind(fit: OutputErrorRegression, refit: OutputErrorRegression, labels: np.ndarray,
+                  tied: np.ndarray) -> bool:
+    """The tied fit's weighted cost is below the untied one's by more than :func:`tie_rejected` allows: the untied
+    fit stopped short of its optimum."""
+    return bool(fit.cost_ - refit.cost_ > _allowance(fit, labels, tied))
+
+
+def untied_from(data: Dataset, model: MetabolismModel, refit: OutputErrorRegression
+                ) -> OutputErrorRegression | None:
+    """The untied output error continued from a tied fit ``refit`` (its parameters, window starts, window length
+    and readings' weights) that fitted the readings better than the untied fit it restricted; None when it does
+    not converge (:func:`sysid.stage1.continuation.converged`). Its cost is at most the tied fit's: it starts
+    there, every parameter free, and takes only steps that lower it."""
+    log.info("stage 1: the untied output error continued from the tied fit (weighted cost %.6g)", refit.cost_)
+    fit = OutputErrorRegression(window=refit.window, observation=refit.observation).fit(
+        data, model, refit.params_, refit.states_)
+    log.info("stage 1 untied output error continued: weighted cost %.6g, weighted rms %.3g noise sds", fit.cost_,
+             fit.rms_)
+    return fit if converged(fit) else None
+
+
+def _removed(labels: np.ndarray, tied: np.ndarray) -> int:
+    """Parameters the tie removes: two per tied member, less two per group it ties them to."""
+    return 2 * (int(tied.sum()) - len(np.unique(labels[tied])))
+
+
+def _allowance(fit: OutputErrorRegression, labels: np.ndarray, tied: np.ndarray) -> float:
+    """The 99.9% quantile of chi-squared with as many degrees of freedom as the tie removes, in units of the
+    untied fit's residual variance (at least 1)."""
+    return float(stats.chi2.ppf(LEVEL, max(_removed(labels, tied), 1)) * max(fit.rms_**2, 1.0))
 
 
 def _in_pairs(tied: np.ndarray, labels: np.ndarray) -> np.ndarray:

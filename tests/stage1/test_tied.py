@@ -12,7 +12,15 @@ from sysid.simulation import simulate
 from sysid.stage1.continuation import fit_continued
 from sysid.stage1.output_error import Corrected, OutputErrorRegression
 from sysid.stage1.shared import SharedEstimates, shared_estimates
-from sysid.stage1.tied import CHI2_TIE, tie_columns, tie_rejected, tied_group_values, tied_members
+from sysid.stage1.tied import (
+    CHI2_TIE,
+    tie_columns,
+    tie_rejected,
+    tied_group_values,
+    tied_members,
+    untied_behind,
+    untied_from,
+)
 
 
 def test_tie_columns_share_a_groups_slope_and_offset():
@@ -109,3 +117,28 @@ def test_a_tie_the_readings_reject_is_not_taken():
     # a tied cost far below the untied one: the untied fit had not converged, and the test cannot be made
     assert not tie_rejected(untied, SimpleNamespace(cost_=970.0), labels, tied)
     assert tie_rejected(untied, SimpleNamespace(cost_=950.0), labels, tied)
+    assert untied_behind(untied, SimpleNamespace(cost_=950.0), labels, tied)
+    assert not untied_behind(untied, SimpleNamespace(cost_=970.0), labels, tied)
+    assert not untied_behind(untied, SimpleNamespace(cost_=1045.0), labels, tied)
+
+
+def test_an_untied_fit_that_stopped_short_is_continued_from_the_tied_one(refined):
+    """An untied fit left away from its optimum (every slope and offset 30% too large, no pass taken): the tied
+    fit from it reaches a cost far below its own, the caller is told, and the untied fit continued from the tied
+    one ends at most at the tied cost (every parameter free, steps taken only downhill), converged, where the
+    untied fit that had converged ended."""
+    data, model, fit, truth = refined
+    start = Corrected(1.3 * fit.params_.slope, 1.3 * fit.params_.offset, fit.params_.scale)
+    stopped = OutputErrorRegression(window=fit.window, observation=fit.observation, n_iterations=0).fit(
+        data, model, start, fit.states_)
+    members = np.ones(len(truth.types), bool)
+    points = np.column_stack([stopped.slope_, stopped.offset_])
+    gls = shared_estimates(points, stopped.estimate_cov_, truth.types, members, truth.n_types)
+    ahead: list[OutputErrorRegression] = []
+    values = tied_group_values(data, model, stopped, truth.types, members, gls, on_ahead=ahead.append)
+    assert len(ahead) == 1 and ahead[0].cost_ < stopped.cost_
+    assert values is gls  # the test cannot be made against a fit that stopped short: first-order values stand
+    continued = untied_from(data, model, ahead[0])
+    assert continued is not None and continued.cost_ <= ahead[0].cost_
+    # and it reaches the optimum of the untied fit that had converged (the fixture)
+    assert continued.cost_ == pytest.approx(fit.cost_, rel=1e-4)
