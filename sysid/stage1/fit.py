@@ -131,8 +131,8 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
 
     When the tied group fit lands below the untied fit's cost (the untied fit had stopped short of its optimum:
     :func:`sysid.stage1.tied.untied_behind`), the untied fit is continued from the tied one
-    (:func:`sysid.stage1.tied.untied_from`) and everything from the identification on is done again on its
-    answer, once."""
+    (:func:`sysid.stage1.tied.untied_from`) and, when that fit is taken, everything from the identification on
+    is done again on its answer, once."""
     if result.misfit.misfit:
         return result
     reg = result.regression
@@ -147,12 +147,12 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
         return grouped
     if progress is not None:
         progress(0, total=1, description=CONTINUED_LABEL)
-    continued = untied_from(data, model, ahead[0])
+    continued = untied_from(data, model, ahead[0], refined)
     if progress is not None:
         progress(1, total=1, description=CONTINUED_LABEL)
     if continued is None:
-        log.warning("stage 1: the untied output error continued from the tied fit did not converge; the groups of "
-                    "the first untied fit stand")
+        log.warning("stage 1: the untied output error continued from the tied fit did not converge, or left the "
+                    "typical metabolite further off its readings; the groups of the first untied fit stand")
         return grouped
     log.info("stage 1: groups and tied values once more, on the continued untied fit")
     return _group_refined(continued, result, data, model, cfg, seed, excluded, progress)

@@ -138,7 +138,9 @@ def test_an_untied_fit_that_stopped_short_is_continued_from_the_tied_one(refined
     values = tied_group_values(data, model, stopped, truth.types, members, gls, on_ahead=ahead.append)
     assert len(ahead) == 1 and ahead[0].cost_ < stopped.cost_
     assert values is gls  # the test cannot be made against a fit that stopped short: first-order values stand
-    continued = untied_from(data, model, ahead[0])
+    continued = untied_from(data, model, ahead[0], stopped)
     assert continued is not None and continued.cost_ <= ahead[0].cost_
     # and it reaches the optimum of the untied fit that had converged (the fixture)
     assert continued.cost_ == pytest.approx(fit.cost_, rel=1e-4)
+    # a continued fit that leaves the typical metabolite further off its readings than before is not taken
+    assert untied_from(data, model, ahead[0], SimpleNamespace(metabolite_rms_=0.5 * continued.metabolite_rms_)) is None
