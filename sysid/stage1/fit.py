@@ -41,7 +41,6 @@ from sysid.stage1.shooting import ShootingRegression
 from sysid.stage1.tied import tied_group_values, untied_from
 
 log = logging.getLogger(__name__)
-CONTINUED_LABEL = "stage 1 untied fit continued from the tied one"
 DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
 
 
@@ -145,11 +144,7 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     grouped = _group_refined(refined, result, data, model, cfg, seed, excluded, progress, ahead.append)
     if not ahead:
         return grouped
-    if progress is not None:
-        progress(0, total=1, description=CONTINUED_LABEL)
-    continued = untied_from(data, model, ahead[0], refined)
-    if progress is not None:
-        progress(1, total=1, description=CONTINUED_LABEL)
+    continued = untied_from(data, model, ahead[0], refined, progress)
     if continued is None:
         log.warning("stage 1: the untied output error continued from the tied fit did not converge, or left the "
                     "typical metabolite further off its readings; the groups of the first untied fit stand")

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 CHI2_TIE = 9.21  # 99% quantile of chi-squared with 2 degrees of freedom
 LEVEL = 0.999  # the likelihood-ratio test that rejects the tie
 PROGRESS_LABEL = "stage 1 tied group fit"
+CONTINUED_LABEL = "stage 1 untied fit continued from the tied one"
 
 
 def tie_columns(labels: np.ndarray, tied: np.ndarray, n_rxn: int) -> np.ndarray:
@@ -115,13 +116,13 @@ def tie_rejected(fit: OutputErrorRegression, refit: OutputErrorRegression, label
     of chi-squared with as many degrees of freedom as the tie removes (in units of the residual variance). Or
     it fell below it by more than that: a restriction cannot fit better than the fit it restricts at that fit's
     optimum, so the untied fit had not reached it, and the test cannot be made."""
-    rise, allowed = refit.cost_ - fit.cost_, _allowance(fit, labels, tied)
     log.info("stage 1 tied fit: weighted cost %.6g against %.6g untied (%d parameters tied away)", refit.cost_,
              fit.cost_, _removed(labels, tied))
-    if rise < -allowed:
+    if untied_behind(fit, refit, labels, tied):
         log.info("stage 1: the tied fit's weighted cost is below the untied fit's by %.3g: the untied fit had not "
-                 "converged", -rise)
-    return bool(abs(rise) > allowed)
+                 "converged", fit.cost_ - refit.cost_)
+        return True
+    return bool(refit.cost_ - fit.cost_ > _allowance(fit, labels, tied))
 
 
 def untied_behind(fit: OutputErrorRegression, refit: OutputErrorRegression, labels: np.ndarray,
@@ -131,18 +132,23 @@ def untied_behind(fit: OutputErrorRegression, refit: OutputErrorRegression, labe
     return bool(fit.cost_ - refit.cost_ > _allowance(fit, labels, tied))
 
 
-def untied_from(data: Dataset, model: MetabolismModel, refit: OutputErrorRegression, before: OutputErrorRegression
-                ) -> OutputErrorRegression | None:
+def untied_from(data: Dataset, model: MetabolismModel, refit: OutputErrorRegression, before: OutputErrorRegression,
+                progress: Callable[..., None] | None = None) -> OutputErrorRegression | None:
     """The untied output error continued from a tied fit ``refit`` (its parameters, window starts, window length
     and readings' weights) that fitted the readings better than the untied fit ``before`` it restricted. Its cost
     is at most the tied fit's: it starts there, every parameter free, and takes only steps that lower it. None
     when it does not converge (:func:`sysid.stage1.continuation.converged`), or when the median over metabolites
     of their weighted rms is above ``before``'s: the cost can fall by bringing one metabolite the frozen model
     cannot follow nearer its readings while moving many others off theirs (on (c) seed 10 one metabolite at 23.6
-    noise sds held most of the cost; continued, 27 metabolites ended above 1.5 and type 0's slope 58% off)."""
+    noise sds held most of the cost; continued, 27 metabolites ended above 1.5 and type 0's slope 58% off).
+    ``progress`` (done, total=..., description=...) is told when the fit starts and when it ends."""
     log.info("stage 1: the untied output error continued from the tied fit (weighted cost %.6g)", refit.cost_)
+    if progress is not None:
+        progress(0, total=1, description=CONTINUED_LABEL)
     fit = OutputErrorRegression(window=refit.window, observation=refit.observation).fit(
         data, model, refit.params_, refit.states_)
+    if progress is not None:
+        progress(1, total=1, description=CONTINUED_LABEL)
     typical, earlier = float(np.nanmedian(fit.metabolite_rms_)), float(np.nanmedian(before.metabolite_rms_))
     log.info("stage 1 untied output error continued: weighted cost %.6g, weighted rms %.3g noise sds, median over "
              "metabolites %.4g (%.4g before)", fit.cost_, fit.rms_, typical, earlier)

@@ -14,6 +14,7 @@ from sysid.stage1.output_error import Corrected, OutputErrorRegression
 from sysid.stage1.shared import SharedEstimates, shared_estimates
 from sysid.stage1.tied import (
     CHI2_TIE,
+    CONTINUED_LABEL,
     tie_columns,
     tie_rejected,
     tied_group_values,
@@ -138,7 +139,10 @@ def test_an_untied_fit_that_stopped_short_is_continued_from_the_tied_one(refined
     values = tied_group_values(data, model, stopped, truth.types, members, gls, on_ahead=ahead.append)
     assert len(ahead) == 1 and ahead[0].cost_ < stopped.cost_
     assert values is gls  # the test cannot be made against a fit that stopped short: first-order values stand
-    continued = untied_from(data, model, ahead[0], stopped)
+    told = []
+    continued = untied_from(data, model, ahead[0], stopped,
+                            progress=lambda done, **fields: told.append((done, fields["description"])))
+    assert told == [(0, CONTINUED_LABEL), (1, CONTINUED_LABEL)]  # a progress bar over the continued fit
     assert continued is not None and continued.cost_ <= ahead[0].cost_
     # and it reaches the optimum of the untied fit that had converged (the fixture)
     assert continued.cost_ == pytest.approx(fit.cost_, rel=1e-4)
