@@ -37,6 +37,7 @@ inverse weighted normal matrix, with every nuisance correction counted.
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -121,20 +122,20 @@ class ShootingRegression:
         self.rms_path_ = [rms]
         dampings = (self.ridge, *LM_DAMPING)
 
-        def propose(state, damping):
-            return _step(state[0], normal_solve(state[3], state[4], damping), n_met, n_rxn)
+        def propose(state, damping):  # state: a _Linearised
+            return _step(state.theta, normal_solve(state.A, state.b, damping), n_met, n_rxn)
 
         def accept(trial):
             t_end, t_X, _ = self._shoot(c0, trial)
             A, b, t_rms = self._normal(t_X, target - t_end, valid, weights)
-            return (trial, t_end, t_X, A, b), t_rms
+            return _Linearised(trial, t_end, t_X, A, b), t_rms
 
         def on_step(iteration, new_rms, _damping):
             log.info("stage 1 shooting iteration %d: weighted rms residual %.3g", iteration, new_rms)
             self.rms_path_.append(new_rms)
 
         (theta, end, X, _, _), _ = minimise(
-            (theta, end, X, A, b), rms, propose=propose, accept=accept, dampings=dampings,
+            _Linearised(theta, end, X, A, b), rms, propose=propose, accept=accept, dampings=dampings,
             trial_cost=lambda trial: _rms(target - self._shoot(c0, trial, sensitivities=False)[0], valid, weights),
             first=dampings.index(FIRST_DAMPING), max_iterations=self.n_iterations, tolerance=TOLERANCE,
             on_step=on_step)
@@ -290,6 +291,16 @@ def sandwich_covariance(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
     block = inverse[np.ix_(known, known)]
     cov[np.ix_(known, known)] = block @ meat[np.ix_(known, known)] @ block
     return cov
+
+
+class _Linearised(NamedTuple):
+    """The shooting fit linearised at ``theta``: end states, their sensitivities, normal equations A x = b."""
+
+    theta: np.ndarray
+    end: np.ndarray
+    X: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
 
 
 def _step(theta: np.ndarray, delta: np.ndarray, n_met: int, n_rxn: int) -> np.ndarray:
