@@ -155,6 +155,7 @@ class Stage1Config:
     output_error_windows: tuple[int, ...] = (10, 20, 40)  # noisy records: output-error windows, short to long; () off
     noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
     tied_groups: bool = True  # output error: each group's values refitted with its members' parameters tied
+    output_error_shape: bool = False  # output error: also fit MLP_sub shape corrections (shape_knots knots)
     forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.output_error import Corrected, OutputErrorRegression
+from sysid.stage1.output_error import Corrected, OutputErrorRegression, ShapeBasis
 from sysid.stage1.readings import Observation
 from sysid.stage1.residuals import record_noise_is_relative
 from sysid.stage1.windows import held_out_samples, lead_in, output_error_starts
@@ -29,7 +29,8 @@ MAX_RMS = 1.5  # a metabolite whose weighted rms residual is above this many noi
 
 def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,
                            windows: tuple[int, ...], progress: Callable[..., None] | None = None, *,
-                           substeps: int = 1, noise_kind: str = "auto") -> OutputErrorRegression | None:
+                           substeps: int = 1, noise_kind: str = "auto", shape_knots: int = 0
+                           ) -> OutputErrorRegression | None:
     """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
     window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
     the one before, so the longer windows start inside their region of convergence), with ``substeps`` Euler
@@ -44,7 +45,8 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
     (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
     on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
     the fit has not converged (:func:`converged`): stage 1's answer stands. ``progress``
-    (done, total=..., rms=...) is told after each fit over one window length."""
+    (done, total=..., rms=...) is told after each fit over one window length. With ``shape_knots``, the fit also
+    corrects MLP_sub's shape (:class:`ShapeBasis` on that many knots), from no correction."""
     windows = lead_in(windows, substeps)
     held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
     steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None))
@@ -52,17 +54,19 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
         raise ValueError(f"noise_kind must be auto, absolute or relative, not {noise_kind!r}")
     relative = record_noise_is_relative(data.concentrations) if noise_kind == "auto" else noise_kind == "relative"
     try:
-        return _refine(data, model, slope, offset, windows, held, steps,
-                       Observation(substeps, relative), check_kind=noise_kind == "auto")
+        start = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
+        if shape_knots:
+            start = start.with_shape(ShapeBasis(data, model, shape_knots))
+        return _refine(data, model, start, windows, held, steps, Observation(substeps, relative),
+                       check_kind=noise_kind == "auto")
     finally:
         steps.finish()
 
 
-def _refine(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray, windows: tuple[int, ...],
+def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: tuple[int, ...],
             held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool
             ) -> OutputErrorRegression | None:
-    # a metabolite stage 1 could not fit (NaN) starts without homeostasis
-    stage1 = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
+    """``stage1``: stage 1's answer, a metabolite it could not fit (NaN) without homeostasis; no corrections."""
     if held is None:
         log.info("stage 1 output error: the record is too short to hold out blocks of %d samples; no comparison "
                  "with stage 1's answer", max(windows))
@@ -118,7 +122,7 @@ def held_out_costs(data: Dataset, model: MetabolismModel, fit: OutputErrorRegres
     as ``fit`` over the same window lengths, from its states (the comparison is between the two answers, each
     with its best frozen-model correction). Every one of these fits weighs the readings as ``fit``'s residuals
     say (:func:`fixed_noise`), so the two objectives compare."""
-    own = Corrected(stage1.slope, stage1.offset, fit.params_.scale)
+    own = replace(fit.params_, slope=stage1.slope, offset=stage1.offset)
     fixed = partial(fit_continued, data, model, observation=fixed_noise(fit), reweigh=False, step=step)
     scales = fixed(own, windows, use=~held, free="scales", states=fit.states_)
     ours = fixed(fit.params_, windows, use=held, free="starts")

@@ -137,7 +137,8 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     reg = result.regression
     refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, cfg.output_error_windows, progress,
                                      substeps=substeps(data, cfg) if uses_shooting(data, model, cfg) else 1,
-                                     noise_kind=cfg.noise_kind)
+                                     noise_kind=cfg.noise_kind,
+                                     shape_knots=cfg.shape_knots if cfg.output_error_shape else 0)
     if refined is None:
         return result
     ahead: list[OutputErrorRegression] = []  # a tied fit below the untied one's cost (sysid.stage1.tied)

@@ -9,9 +9,10 @@ simulated instead and compared with the record, as the bound's data model says:
     y_i(t_k) = c_i(t_k; theta, x_w) + e_ik,
 
 with c the corrected frozen model (dc/dt = sum_j S_ij beta_j v_j(c) + s_i c_i + o_i,
-Euler with ``substeps`` per recorded interval, each step clamped at zero), one
+optionally with v_j(c) exp(sum_f gamma_f phi_jf(c)), stage 1's shared MLP_sub shape
+corrections, Euler with ``substeps`` per recorded interval, each step clamped at zero), one
 unknown start x_w per window of ``window`` recorded samples (windows short
-enough to stay linear on a chaotic system), and theta = (s, o, beta). Each
+enough to stay linear on a chaotic system), and theta = (s, o, beta[, gamma]). Each
 metabolite's residuals are weighted by its own noise variance, estimated from
 the record (the rough part a local cubic leaves). A reading cut at zero says
 only that the true reading was at most zero: it enters by that probability (a
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from scipy import linalg
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
+from sysid.stage1.design import shape_features
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
     Observation,
@@ -50,6 +52,7 @@ from sysid.stage1.readings import (
     relative_fits_better,
     weighed_residuals,
 )
+from sysid.stage1.regression import MAX_LOG_CORRECTION
 from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, sandwich_covariance, substrate_colouring
 from sysid.stage1.windows import output_error_starts
 
@@ -59,22 +62,54 @@ TOLERANCE = 5e-3  # relative decrease of the weighted cost below which a window 
 PASSES = 20  # at most this many passes per window length (the first, from stage 1's answer, took 14 on (c) seed 4)
 
 
+class ShapeBasis:
+    """Stage 1's shared MLP_sub shape features phi (:func:`sysid.stage1.design.shape_features`) at any states, on
+    the knots of the record: the frozen rates corrected by them are v_j(c) exp(sum_f gamma_f phi_jf(c))."""
+
+    def __init__(self, data: Dataset, model: MetabolismModel, knots: int):
+        record = data.concentrations.astype(np.float64)
+        colour = substrate_colouring(data.network.substrates)
+        self.network, self.knots = data.network, knots
+        self.reference = (record, rates_and_jacobian(model, record, colour, False)[2])
+        self.n = self(record[:1], self.reference[1][:1]).shape[-1]
+
+    def __call__(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
+        """Features (B, J, F) of states x (B, M) with the frozen model's aggregates there (B, J)."""
+        return shape_features(x, aggregate, self.network, self.knots, self.reference).values
+
+
 @dataclass(frozen=True, eq=False)
 class Corrected:
-    """Parameters of the corrected frozen model: per-metabolite slope and offset, per-reaction scale."""
+    """Parameters of the corrected frozen model: per-metabolite slope and offset, per-reaction scale, and, with a
+    ``basis``, the shared shape corrections gamma (none by default)."""
 
     slope: np.ndarray
     offset: np.ndarray
     scale: np.ndarray
+    shape: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    basis: ShapeBasis | None = None
 
     def vector(self) -> np.ndarray:
-        return np.concatenate([self.slope, self.offset, self.scale])
+        return np.concatenate([self.slope, self.offset, self.scale, self.shape])
 
     def stepped(self, delta: np.ndarray) -> Corrected:
-        """One step in (slope, offset, log scale) to first order: the scales stay positive."""
-        n = len(self.slope)
-        return Corrected(self.slope + delta[:n], self.offset + delta[n : 2 * n],
-                         self.scale * np.maximum(1.0 + delta[2 * n :], MIN_SCALE))
+        """One step in (slope, offset, log scale, shape) to first order: the scales stay positive."""
+        n, j = len(self.slope), len(self.scale)
+        return replace(self, slope=self.slope + delta[:n], offset=self.offset + delta[n : 2 * n],
+                       scale=self.scale * np.maximum(1.0 + delta[2 * n : 2 * n + j], MIN_SCALE),
+                       shape=self.shape + delta[2 * n + j :])
+
+    def with_shape(self, basis: ShapeBasis) -> Corrected:
+        """These parameters with shape corrections on ``basis``, all zero (the frozen model's shape as it is)."""
+        return replace(self, shape=np.zeros(basis.n), basis=basis)
+
+    def factor(self, x: np.ndarray, aggregate: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each reaction's correction of its frozen rate at states x: scale, times exp(phi gamma) with a basis
+        ((J,) without one, else (B, J)); and the features phi (B, J, F) (None without a basis)."""
+        if self.basis is None:
+            return self.scale, None
+        phi = self.basis(x, aggregate)
+        return self.scale * np.exp(np.minimum(phi @ self.shape, MAX_LOG_CORRECTION)), phi
 
 
 def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Corrected, *, window: int,
@@ -82,12 +117,13 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
                          ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Simulate the corrected frozen model from each window's start x (B, M) over ``window`` recorded samples.
 
-    Yields (k, state (B, M), d state / d (slope, offset, scale, start) (B, M, 2M + J + M) or None) at every
-    recorded sample k = 0..window-1 of the windows; without ``parameters``, d state / d start (B, M, M) alone.
-    A state clamped at zero by a step has zero sensitivity."""
+    Yields (k, state (B, M), d state / d (slope, offset, scale, shape, start) (B, M, 2M + J + F + M) or None) at
+    every recorded sample k = 0..window-1 of the windows; without ``parameters``, d state / d start (B, M, M)
+    alone. A state clamped at zero by a step has zero sensitivity. As in the shooting fit, the states'
+    sensitivities leave out the shape factor's own derivative in c (the frozen rates' Jacobian is scaled by it)."""
     S = model.network().S.astype(np.float64)
     n_met, n_rxn = S.shape
-    n_par = 2 * n_met + n_rxn if parameters else 0
+    n_par = len(params.vector()) if parameters else 0
     colour = substrate_colouring(model.network().substrates)
     h = delta_t / substeps
     x = np.array(starts, np.float64)
@@ -98,16 +134,19 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
     diag = np.arange(n_met)
     yield 0, x, sens
     for step in range((window - 1) * substeps):
-        v, dv, _ = rates_and_jacobian(model, x, colour, sensitivities)
-        vs = v * params.scale
+        v, dv, aggregate = rates_and_jacobian(model, x, colour, sensitivities)
+        factor, phi = params.factor(x, aggregate)
+        vs = v * factor
         if sens is not None:
-            jac = S @ (dv.astype(np.float64) * params.scale[None, :, None])
+            jac = S @ (dv.astype(np.float64) * np.broadcast_to(factor, v.shape)[:, :, None])
             jac[:, diag, diag] += params.slope
             sens = sens + h * torch.bmm(torch.from_numpy(jac), torch.from_numpy(sens)).numpy()
             if parameters:  # the direct effect of each parameter on this step
                 sens[:, diag, diag] += h * x
                 sens[:, diag, n_met + diag] += h
-                sens[:, :, 2 * n_met : n_par] += h * S[None] * vs[:, None, :]
+                sens[:, :, 2 * n_met : 2 * n_met + n_rxn] += h * S[None] * vs[:, None, :]
+                if phi is not None:
+                    sens[:, :, 2 * n_met + n_rxn : n_par] += h * np.einsum("ij,bjf->bif", S, vs[:, :, None] * phi)
         x = x + h * (vs @ S.T + params.slope * x + params.offset)
         clamped = x < 0.0
         x[clamped] = 0.0
@@ -120,7 +159,8 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
 class OutputErrorRegression:
     """Slopes and offsets (with per-reaction scales and window starts) by output error over windows.
 
-    ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales), ``scales`` (slopes and
+    ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales and the shape corrections
+    of a start with a :class:`ShapeBasis`), ``scales`` (these corrections alone: slopes and
     offsets stay at the start's) or ``starts`` (nothing else); ``observation`` how readings relate to states;
     without ``covariance`` (a fit only continued from) the attributes below that need it are not set. ``tie``
     (optional, with ``free="all"``): per parameter (slopes, offsets, scales) the index of the free value it takes,
@@ -272,10 +312,11 @@ class OutputErrorRegression:
         self.estimate_cov_ = cov[: 2 * n_met, : 2 * n_met]
         self.slope_se_, self.offset_se_ = np.sqrt(self.cov_[:, 0, 0]), np.sqrt(self.cov_[:, 1, 1])
         self.quadratic_ = np.zeros(n_met, bool)
-        self.collinear_ = np.zeros(n_par - 2 * n_met, bool)
+        n_rxn = len(params.scale)
+        self.collinear_ = np.zeros(n_rxn, bool)
         evals, evecs = linalg.eigh(reduced)
         self.design_matrix_ = np.sqrt(np.maximum(evals, 0.0))[:, None] * evecs.T
-        self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, n_par)
+        self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, 2 * n_met + n_rxn)
 
 
 class _Information:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from scipy import stats
@@ -39,7 +40,7 @@ from scipy import stats
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
 from sysid.stage1.continuation import converged
-from sysid.stage1.output_error import Corrected, OutputErrorRegression
+from sysid.stage1.output_error import OutputErrorRegression
 from sysid.stage1.shared import SharedEstimates, squared_distances
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ CONTINUED_LABEL = "stage 1 untied fit continued from the tied one"
 
 
 def tie_columns(labels: np.ndarray, tied: np.ndarray, n_rxn: int) -> np.ndarray:
-    """Per parameter (slopes, offsets, scales) the index of the free value it takes: a tied member's slope and
-    offset take its group's; every other parameter has its own."""
+    """Per parameter (slopes, offsets, then ``n_rxn`` corrections: scales and shape) the index of the free value
+    it takes: a tied member's slope and offset take its group's; every other parameter has its own."""
     groups = np.unique(labels[tied])
     own = np.cumsum(~tied) - 1  # the untied metabolites' own values, after the groups'
     k = len(groups)
@@ -91,8 +92,8 @@ def tied_group_values(data: Dataset, model: MetabolismModel, fit: OutputErrorReg
     if progress is not None:
         progress(0, total=1, description=PROGRESS_LABEL)
     refit = OutputErrorRegression(window=fit.window, observation=fit.observation,
-                                  tie=tie_columns(labels, tied, len(fit.params_.scale))).fit(
-        data, model, Corrected(slope, offset, fit.params_.scale), fit.states_)
+                                  tie=tie_columns(labels, tied, len(fit.params_.vector()) - 2 * len(slope))).fit(
+        data, model, replace(fit.params_, slope=slope, offset=offset), fit.states_)
     if progress is not None:
         progress(1, total=1, description=PROGRESS_LABEL)
     if on_ahead is not None and converged(refit) and untied_behind(fit, refit, labels, tied):

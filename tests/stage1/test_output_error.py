@@ -1,6 +1,7 @@
 """Output error over windows (sysid.stage1.output_error): on a noisy record it finds the slopes from a poor start,
 to within standard errors that hold, and says when it has not converged."""
 
+import copy
 import dataclasses
 import logging
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1 import continuation
 from sysid.stage1.continuation import MAX_RMS, converged, fit_continued, held_out_costs, refine_by_output_error
-from sysid.stage1.output_error import Corrected, _eliminate_starts
+from sysid.stage1.output_error import Corrected, ShapeBasis, _eliminate_starts, window_sensitivities
 from sysid.stage1.windows import held_out_samples
 
 REGIME = {"n_metabolites": 18, "n_reactions": 36, "n_frames": 600, "seed": 1}
@@ -179,3 +180,41 @@ def test_a_longer_length_that_does_not_converge_falls_back_to_the_longest_that_d
     np.testing.assert_allclose(fit.slope_se_, alone.slope_se_, rtol=1e-10)
     assert fit.cost_ == pytest.approx(alone.cost_, rel=1e-12)
     assert fit_continued(data, model, start, (10, 20), use=None, accept=lambda f: False) is None
+
+
+def test_shape_sensitivities_match_finite_differences(noisy):
+    """At gamma = 0 the shape factor's derivative in c vanishes, so the propagated sensitivities are exact (a
+    float64 copy of the model: float32 rates put differences of 1e-6 steps at the rounding level)."""
+    data, model, slope, offset = noisy
+    model = copy.deepcopy(model).double()
+    y = data.concentrations.astype(np.float64)
+    params = Corrected(slope, offset, np.ones(data.network.n_reactions)).with_shape(ShapeBasis(data, model, 4))
+    starts, n_par = y[[50, 300]], len(params.vector())
+    assert params.basis is not None and len(params.shape) == params.basis.n > 0
+
+    def end(p):
+        *_, (_, x, sens) = window_sensitivities(model, starts, p, window=6, substeps=2, delta_t=data.delta_t)
+        return x, sens
+
+    _, sens = end(params)
+    eps = 1e-6
+    for f in (0, params.basis.n // 2, params.basis.n - 1):
+        step = np.zeros(n_par)
+        step[n_par - params.basis.n + f] = eps
+        fd = (end(params.stepped(step))[0] - end(params.stepped(-step))[0]) / (2 * eps)
+        np.testing.assert_allclose(sens[:, :, n_par - params.basis.n + f], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_output_error_with_shape_corrections_fits_to_the_noise(noisy):
+    data, model, slope, offset = noisy
+    rng = np.random.default_rng(0)
+    start_slope = slope * (1 + 0.5 * rng.standard_normal(len(slope)))
+    start_offset = offset * (1 + 0.5 * rng.standard_normal(len(slope)))
+    fit = refine_by_output_error(data, model, start_slope, start_offset, WINDOWS, shape_knots=4)
+    assert fit is not None and fit.params_.basis is not None
+    assert 0.85 < fit.rms_ < 1.1
+    n_shape = fit.params_.basis.n
+    assert fit.design_matrix_.shape[1] == 2 * len(slope) + data.network.n_reactions + n_shape
+    assert fit.reaction_cols_ == slice(2 * len(slope), 2 * len(slope) + data.network.n_reactions)
+    z = np.abs(fit.slope_ - slope) / fit.slope_se_
+    assert np.mean(z < 1.96) >= 0.8
