@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 DAMPING = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # Levenberg-Marquardt damping, relative to the diagonal
 TOLERANCE = 5e-3  # relative decrease of the weighted cost below which a window length's passes stop
 PASSES = 20  # at most this many passes per window length (the first, from stage 1's answer, took 14 on (c) seed 4)
+# prior sd of each shape correction gamma_f (a log factor per unit of a hat feature): without it, hats over ranges
+# the windows barely visit ran to 1e5 on (d) seed 12 and the longer windows diverged. Not calibrated over seeds.
+SHAPE_PRIOR_SD = 1.0
 
 
 class ShapeBasis:
@@ -98,6 +101,10 @@ class Corrected:
         return replace(self, slope=self.slope + delta[:n], offset=self.offset + delta[n : 2 * n],
                        scale=self.scale * np.maximum(1.0 + delta[2 * n : 2 * n + j], MIN_SCALE),
                        shape=self.shape + delta[2 * n + j :])
+
+    def penalty(self) -> float:
+        """The shape corrections' Gaussian prior, on the scale of the objective (-2 log density)."""
+        return float(np.sum(self.shape**2)) / SHAPE_PRIOR_SD**2
 
     def with_shape(self, basis: ShapeBasis) -> Corrected:
         """These parameters with shape corrections on ``basis``, all zero (the frozen model's shape as it is)."""
@@ -203,11 +210,12 @@ class OutputErrorRegression:
         sd = self.observation.noise(y)
         params, x0 = start, (y if states is None else states)[first].copy()
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
+        cost += params.penalty()
 
         def accept(trial):
             t_params, t_x0 = trial
             info, grad, t_cost, t_chi2 = self._pass(data, model, t_params, t_x0, observed, sd)
-            return (t_params, t_x0, info, grad, t_chi2), t_cost
+            return (t_params, t_x0, info, grad, t_chi2), t_cost + t_params.penalty()
 
         def on_step(iteration, new_cost, damping):
             log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, iteration,
@@ -216,7 +224,7 @@ class OutputErrorRegression:
         (params, x0, _, _, chi2), cost = minimise(
             (params, x0, info, grad, chi2), cost, propose=lambda state, damping: self._step(*state[:4], damping),
             trial_cost=lambda trial: self._pass(data, model, trial[0], trial[1], observed, sd,
-                                                sensitivities=False)[2],
+                                                sensitivities=False)[2] + trial[0].penalty(),
             accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations, tolerance=TOLERANCE,
             on_step=on_step)
         n_rows = int((observed > 0).sum())
@@ -267,6 +275,7 @@ class OutputErrorRegression:
         n_met = len(params.slope)
         n_par = info.shape[1] - n_met  # parameter columns of the information (none with only the starts free)
         reduced, rhs, parts = _eliminate_starts(info, grad, n_par, damping)
+        _add_prior(params, reduced, rhs)
         basis = _basis(self._free_index(n_met, n_par))  # the system in the fitted values z: parameters = basis @ z
         delta = np.zeros(n_par)
         if basis.shape[1]:
@@ -296,6 +305,7 @@ class OutputErrorRegression:
         n_par = len(params.vector())
         (bread, meat), grad, _, _ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
         reduced, _, parts = _eliminate_starts(bread, grad, n_par, 0.0)
+        _add_prior(params, reduced)
         profiled = np.zeros((n_par, n_par))
         for m, (solved, _) in zip(meat, parts, strict=True):
             proj = np.hstack([np.eye(n_par), -solved.T])
@@ -337,6 +347,17 @@ class _Information:
     def result(self):
         out = [total.double().numpy() for total in self.sums]
         return tuple(out) if self.sandwich else out[0]
+
+
+def _add_prior(params: Corrected, reduced: np.ndarray, rhs: np.ndarray | None = None) -> None:
+    """The shape corrections' prior (:meth:`Corrected.penalty`) in the reduced system, in place: half its
+    curvature in the information, minus half its gradient in the right-hand side."""
+    n = len(params.shape)
+    if n and reduced.shape[0] == len(params.vector()):  # not when only the starts are free
+        idx = np.arange(reduced.shape[0] - n, reduced.shape[0])
+        reduced[idx, idx] += 1.0 / SHAPE_PRIOR_SD**2
+        if rhs is not None:
+            rhs[idx] -= params.shape / SHAPE_PRIOR_SD**2
 
 
 def _basis(index: np.ndarray) -> np.ndarray:
