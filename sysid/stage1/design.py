@@ -36,24 +36,50 @@ class ShapeFeatures:
     names: list[str]
 
 
+def hat_knots(x: np.ndarray, n_knots: int, mask: np.ndarray, reference: np.ndarray | None = None
+              ) -> np.ndarray | None:
+    """The knots of :func:`hat_basis`: quantiles of reference[mask] (default: x[mask]) from its minimum to its
+    maximum; None when there are fewer than two."""
+    if n_knots < 2 or not mask.any():
+        return None
+    knots = np.unique(np.quantile((x if reference is None else reference)[mask], np.linspace(0.0, 1.0, n_knots)))
+    return knots if len(knots) >= 2 else None
+
+
+def _hat_piece(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x clipped to the knots, the index of the knot interval it falls in, and that interval's width."""
+    z = np.clip(x, knots[0], knots[-1])
+    left = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
+    return z, left, knots[left + 1] - knots[left]
+
+
 def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Piecewise-linear hat functions on knots at quantiles of reference[mask] (default: x[mask]) from its
     minimum to its maximum: array of shape (*x.shape, n_hats).
 
     The first hat is left out: the hats sum to one, which the per-reaction scale already spans.
     """
-    if n_knots < 2 or not mask.any():
+    knots = hat_knots(x, n_knots, mask, reference)
+    if knots is None:
         return np.zeros((*x.shape, 0))
-    knots = np.unique(np.quantile((x if reference is None else reference)[mask], np.linspace(0.0, 1.0, n_knots)))
-    if len(knots) < 2:
-        return np.zeros((*x.shape, 0))
-    z = np.clip(x, knots[0], knots[-1])
-    left = np.clip(np.searchsorted(knots, z, side="right") - 1, 0, len(knots) - 2)
-    frac = (z - knots[left]) / (knots[left + 1] - knots[left])
+    z, left, width = _hat_piece(x, knots)
+    frac = (z - knots[left]) / width
     hats = np.zeros((*x.shape, len(knots)))
     np.put_along_axis(hats, left[..., None], (1.0 - frac)[..., None], axis=-1)
     np.put_along_axis(hats, left[..., None] + 1, frac[..., None], axis=-1)
     return hats[..., 1:]
+
+
+def hat_basis_slopes(x: np.ndarray, knots: np.ndarray | None) -> np.ndarray:
+    """Derivatives in x of :func:`hat_basis` on ``knots`` (None: no hats): (*x.shape, n_hats); zero outside."""
+    if knots is None:
+        return np.zeros((*x.shape, 0))
+    _, left, width = _hat_piece(x, knots)
+    inside = (x >= knots[0]) & (x <= knots[-1])
+    slopes = np.zeros((*x.shape, len(knots)))
+    np.put_along_axis(slopes, left[..., None], np.where(inside, -1.0 / width, 0.0)[..., None], axis=-1)
+    np.put_along_axis(slopes, left[..., None] + 1, np.where(inside, 1.0 / width, 0.0)[..., None], axis=-1)
+    return slopes[..., 1:]
 
 
 def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int,

@@ -42,7 +42,7 @@ from scipy import linalg
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.design import shape_features
+from sysid.stage1.design import LOG_EPS, hat_basis_slopes, hat_knots, shape_features
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
     Observation,
@@ -75,10 +75,33 @@ class ShapeBasis:
         self.network, self.knots = data.network, knots
         self.reference = (record, rates_and_jacobian(model, record, colour, False)[2])
         self.n = self(record[:1], self.reference[1][:1]).shape[-1]
+        # per coefficient value |s| (the features' order): substrate edges per (metabolite, reaction) and knots
+        edges, log_ref = data.network.edges, np.log(record + LOG_EPS)
+        self._classes = []
+        for value in np.unique(edges.sto_sub):
+            pick = edges.sto_sub == value
+            count = np.zeros((data.n_metabolites, data.network.n_reactions))
+            np.add.at(count, (edges.met_sub[pick], edges.rxn_sub[pick]), 1.0)
+            mask = np.broadcast_to(count.sum(axis=1) > 0, log_ref.shape)
+            self._classes.append((count, hat_knots(log_ref, knots, mask, log_ref)))
+        self.n_substrate = sum(0 if k is None else len(k) - 1 for _, k in self._classes)  # the rest: aggregate
 
     def __call__(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
         """Features (B, J, F) of states x (B, M) with the frozen model's aggregates there (B, J)."""
         return shape_features(x, aggregate, self.network, self.knots, self.reference).values
+
+    def log_factor_slopes(self, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        """d (phi gamma) / d c at states x: (B, J, M), through the substrates' log concentrations (the features
+        of the log aggregate are left out: their derivative would need the aggregate's)."""
+        out = np.zeros((len(x), self.network.n_reactions, x.shape[1]))
+        first = 0
+        for count, knots in self._classes:
+            slopes = hat_basis_slopes(np.log(x + LOG_EPS), knots)  # (B, M, hats)
+            n_hats = slopes.shape[-1]
+            per_metabolite = slopes @ shape[first : first + n_hats] / (x + LOG_EPS)  # (B, M)
+            out += count.T[None] * per_metabolite[:, None, :]
+            first += n_hats
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,8 +149,8 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
 
     Yields (k, state (B, M), d state / d (slope, offset, scale, shape, start) (B, M, 2M + J + F + M) or None) at
     every recorded sample k = 0..window-1 of the windows; without ``parameters``, d state / d start (B, M, M)
-    alone. A state clamped at zero by a step has zero sensitivity. As in the shooting fit, the states'
-    sensitivities leave out the shape factor's own derivative in c (the frozen rates' Jacobian is scaled by it)."""
+    alone. A state clamped at zero by a step has zero sensitivity. The shape factor's derivative in c is that
+    through the substrates' log concentrations (:meth:`ShapeBasis.log_factor_slopes`)."""
     S = model.network().S.astype(np.float64)
     n_met, n_rxn = S.shape
     n_par = len(params.vector()) if parameters else 0
@@ -145,7 +168,10 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
         factor, phi = params.factor(x, aggregate)
         vs = v * factor
         if sens is not None:
-            jac = S @ (dv.astype(np.float64) * np.broadcast_to(factor, v.shape)[:, :, None])
+            dvs = dv.astype(np.float64) * np.broadcast_to(factor, v.shape)[:, :, None]
+            if params.basis is not None:  # d exp(phi gamma) / dc through the substrates' log concentrations
+                dvs += vs[:, :, None] * params.basis.log_factor_slopes(x, params.shape)
+            jac = S @ dvs
             jac[:, diag, diag] += params.slope
             sens = sens + h * torch.bmm(torch.from_numpy(jac), torch.from_numpy(sens)).numpy()
             if parameters:  # the direct effect of each parameter on this step

@@ -182,15 +182,22 @@ def test_a_longer_length_that_does_not_converge_falls_back_to_the_longest_that_d
     assert fit_continued(data, model, start, (10, 20), use=None, accept=lambda f: False) is None
 
 
-def test_shape_sensitivities_match_finite_differences(noisy):
-    """At gamma = 0 the shape factor's derivative in c vanishes, so the propagated sensitivities are exact (a
-    float64 copy of the model: float32 rates put differences of 1e-6 steps at the rounding level)."""
+@pytest.mark.parametrize("corrected", [False, True])
+def test_shape_sensitivities_match_finite_differences(noisy, corrected):
+    """With shape corrections on the substrates' features (their derivative in c is propagated; at gamma = 0
+    every feature's vanishes), the sensitivities are exact: a float64 copy of the model, since float32 rates put
+    differences of 1e-6 steps at the rounding level."""
     data, model, slope, offset = noisy
     model = copy.deepcopy(model).double()
     y = data.concentrations.astype(np.float64)
     params = Corrected(slope, offset, np.ones(data.network.n_reactions)).with_shape(ShapeBasis(data, model, 4))
+    basis = params.basis
+    assert basis is not None and len(params.shape) == basis.n > basis.n_substrate > 0
+    if corrected:
+        shape = np.zeros(basis.n)
+        shape[: basis.n_substrate] = 0.3 * np.random.default_rng(1).standard_normal(basis.n_substrate)
+        params = dataclasses.replace(params, shape=shape)
     starts, n_par = y[[50, 300]], len(params.vector())
-    assert params.basis is not None and len(params.shape) == params.basis.n > 0
 
     def end(p):
         *_, (_, x, sens) = window_sensitivities(model, starts, p, window=6, substeps=2, delta_t=data.delta_t)
@@ -198,11 +205,12 @@ def test_shape_sensitivities_match_finite_differences(noisy):
 
     _, sens = end(params)
     eps = 1e-6
-    for f in (0, params.basis.n // 2, params.basis.n - 1):
+    for col in (0, len(slope) + 3, 2 * len(slope) + 5, n_par - basis.n, n_par - basis.n + basis.n_substrate - 1,
+                n_par - 1):
         step = np.zeros(n_par)
-        step[n_par - params.basis.n + f] = eps
+        step[col] = eps
         fd = (end(params.stepped(step))[0] - end(params.stepped(-step))[0]) / (2 * eps)
-        np.testing.assert_allclose(sens[:, :, n_par - params.basis.n + f], fd, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(sens[:, :, col], fd, rtol=1e-6, atol=1e-8)  # differences: 1e-9 rounding
 
 
 def test_output_error_with_shape_corrections_fits_to_the_noise(noisy):
