@@ -18,9 +18,10 @@ import numpy as np
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.output_error import Corrected, OutputErrorRegression, ShapeBasis
+from sysid.stage1.output_error import Corrected, OutputErrorRegression
 from sysid.stage1.readings import Observation
 from sysid.stage1.residuals import record_noise_is_relative
+from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.windows import held_out_samples, lead_in, output_error_starts
 
 log = logging.getLogger(__name__)

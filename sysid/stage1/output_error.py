@@ -42,7 +42,6 @@ from scipy import linalg
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.design import LOG_EPS, hat_basis_slopes, hat_knots, shape_features
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
     Observation,
@@ -53,6 +52,7 @@ from sysid.stage1.readings import (
     weighed_residuals,
 )
 from sysid.stage1.regression import MAX_LOG_CORRECTION
+from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, sandwich_covariance, substrate_colouring
 from sysid.stage1.windows import output_error_starts
 
@@ -63,45 +63,6 @@ PASSES = 20  # at most this many passes per window length (the first, from stage
 # prior sd of each shape correction gamma_f (a log factor per unit of a hat feature): without it, hats over ranges
 # the windows barely visit ran to 1e5 on (d) seed 12 and the longer windows diverged. Not calibrated over seeds.
 SHAPE_PRIOR_SD = 1.0
-
-
-class ShapeBasis:
-    """Stage 1's shared MLP_sub shape features phi (:func:`sysid.stage1.design.shape_features`) at any states, on
-    the knots of the record: the frozen rates corrected by them are v_j(c) exp(sum_f gamma_f phi_jf(c))."""
-
-    def __init__(self, data: Dataset, model: MetabolismModel, knots: int):
-        record = data.concentrations.astype(np.float64)
-        colour = substrate_colouring(data.network.substrates)
-        self.network, self.knots = data.network, knots
-        self.reference = (record, rates_and_jacobian(model, record, colour, False)[2])
-        self.n = self(record[:1], self.reference[1][:1]).shape[-1]
-        # per coefficient value |s| (the features' order): substrate edges per (metabolite, reaction) and knots
-        edges, log_ref = data.network.edges, np.log(record + LOG_EPS)
-        self._classes = []
-        for value in np.unique(edges.sto_sub):
-            pick = edges.sto_sub == value
-            count = np.zeros((data.n_metabolites, data.network.n_reactions))
-            np.add.at(count, (edges.met_sub[pick], edges.rxn_sub[pick]), 1.0)
-            mask = np.broadcast_to(count.sum(axis=1) > 0, log_ref.shape)
-            self._classes.append((count, hat_knots(log_ref, knots, mask, log_ref)))
-        self.n_substrate = sum(0 if k is None else len(k) - 1 for _, k in self._classes)  # the rest: aggregate
-
-    def __call__(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
-        """Features (B, J, F) of states x (B, M) with the frozen model's aggregates there (B, J)."""
-        return shape_features(x, aggregate, self.network, self.knots, self.reference).values
-
-    def log_factor_slopes(self, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
-        """d (phi gamma) / d c at states x: (B, J, M), through the substrates' log concentrations (the features
-        of the log aggregate are left out: their derivative would need the aggregate's)."""
-        out = np.zeros((len(x), self.network.n_reactions, x.shape[1]))
-        first = 0
-        for count, knots in self._classes:
-            slopes = hat_basis_slopes(np.log(x + LOG_EPS), knots)  # (B, M, hats)
-            n_hats = slopes.shape[-1]
-            per_metabolite = slopes @ shape[first : first + n_hats] / (x + LOG_EPS)  # (B, M)
-            out += count.T[None] * per_metabolite[:, None, :]
-            first += n_hats
-        return out
 
 
 @dataclass(frozen=True, eq=False)

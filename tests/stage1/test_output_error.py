@@ -16,7 +16,8 @@ from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1 import continuation
 from sysid.stage1.continuation import MAX_RMS, converged, fit_continued, held_out_costs, refine_by_output_error
-from sysid.stage1.output_error import Corrected, ShapeBasis, _eliminate_starts, window_sensitivities
+from sysid.stage1.output_error import Corrected, _eliminate_starts, window_sensitivities
+from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.windows import held_out_samples
 
 REGIME = {"n_metabolites": 18, "n_reactions": 36, "n_frames": 600, "seed": 1}
