@@ -82,6 +82,18 @@ def hat_basis_slopes(x: np.ndarray, knots: np.ndarray | None) -> np.ndarray:
     return slopes[..., 1:]
 
 
+def substrate_incidence(network: Network) -> list[tuple[float, sparse.csr_matrix]]:
+    """Per distinct substrate coefficient |s| (ascending: the order of the shape features' blocks), that value
+    and the (metabolites, reactions) count of the substrate edges that carry it (repeated edges add up)."""
+    e = network.edges
+    out = []
+    for s in np.unique(e.sto_sub):
+        edges = np.nonzero(e.sto_sub == s)[0]
+        out.append((float(s), sparse.csr_matrix((np.ones(len(edges)), (e.met_sub[edges], e.rxn_sub[edges])),
+                                                shape=(network.n_metabolites, network.n_reactions))))
+    return out
+
+
 def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int,
                    reference: tuple[np.ndarray, np.ndarray] | None = None) -> ShapeFeatures:
     """Shared features of each reaction: per coefficient value |s|, sums over its substrate edges of
@@ -93,10 +105,7 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     logc = np.log(conc + LOG_EPS)
     ref_c, ref_agg = (logc, None) if reference is None else (np.log(reference[0] + LOG_EPS), reference[1])
     substrate_hats, names = [], []
-    for s in np.unique(e.sto_sub):
-        edges = np.nonzero(e.sto_sub == s)[0]
-        incidence = sparse.csr_matrix((np.ones(len(edges)), (e.met_sub[edges], e.rxn_sub[edges])),
-                                      shape=(conc.shape[1], network.n_reactions))  # repeated edges add up
+    for s, incidence in substrate_incidence(network):
         hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.getnnz(axis=1) > 0, ref_c.shape), ref_c)  # (T, N, K)
         substrate_hats.append((hats, incidence))
         names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]

@@ -13,7 +13,7 @@ import numpy as np
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.design import LOG_EPS, hat_basis_slopes, hat_knots, shape_features
+from sysid.stage1.design import LOG_EPS, hat_basis_slopes, hat_knots, shape_features, substrate_incidence
 from sysid.stage1.shooting import rates_and_jacobian, substrate_colouring
 
 
@@ -28,14 +28,11 @@ class ShapeBasis:
         self.reference = (record, rates_and_jacobian(model, record, colour, False)[2])
         self.n = self(record[:1], self.reference[1][:1]).shape[-1]
         # per coefficient value |s| (the features' order): substrate edges per (metabolite, reaction) and knots
-        edges, log_ref = data.network.edges, np.log(record + LOG_EPS)
-        self._classes = []
-        for value in np.unique(edges.sto_sub):
-            pick = edges.sto_sub == value
-            count = np.zeros((data.n_metabolites, data.network.n_reactions))
-            np.add.at(count, (edges.met_sub[pick], edges.rxn_sub[pick]), 1.0)
-            mask = np.broadcast_to(count.sum(axis=1) > 0, log_ref.shape)
-            self._classes.append((count, hat_knots(log_ref, knots, mask, log_ref)))
+        log_ref = np.log(record + LOG_EPS)
+        self._classes = [
+            (incidence.toarray(), hat_knots(log_ref, knots, np.broadcast_to(incidence.getnnz(axis=1) > 0,
+                                                                             log_ref.shape), log_ref))
+            for _, incidence in substrate_incidence(data.network)]
         self.n_substrate = sum(0 if k is None else len(k) - 1 for _, k in self._classes)  # the rest: aggregate
 
     def __call__(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
