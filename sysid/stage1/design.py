@@ -46,6 +46,16 @@ def hat_knots(x: np.ndarray, n_knots: int, mask: np.ndarray, reference: np.ndarr
     return knots if len(knots) >= 2 else None
 
 
+def log_conc(conc: np.ndarray) -> np.ndarray:
+    """log(c + LOG_EPS) of concentrations, a negative one (a simulated or shifted state) counted as zero."""
+    return np.log(np.maximum(conc, 0.0) + LOG_EPS)
+
+
+def log_conc_slope(conc: np.ndarray) -> np.ndarray:
+    """d :func:`log_conc` / dc: 1 / (c + LOG_EPS) where c > 0, zero where it is counted as zero."""
+    return np.where(conc > 0.0, 1.0 / (np.maximum(conc, 0.0) + LOG_EPS), 0.0)
+
+
 def _hat_piece(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x clipped to the knots, the index of the knot interval it falls in, and that interval's width."""
     z = np.clip(x, knots[0], knots[-1])
@@ -102,8 +112,8 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     Knots sit at quantiles of ``reference`` = (conc, aggregate) when given (features of other states on the
     knots of the data), else of ``conc`` and ``aggregate`` themselves."""
     e = network.edges
-    logc = np.log(conc + LOG_EPS)
-    ref_c, ref_agg = (logc, None) if reference is None else (np.log(reference[0] + LOG_EPS), reference[1])
+    logc = log_conc(conc)
+    ref_c, ref_agg = (logc, None) if reference is None else (log_conc(reference[0]), reference[1])
     substrate_hats, names = [], []
     for s, incidence in substrate_incidence(network):
         hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.getnnz(axis=1) > 0, ref_c.shape), ref_c)  # (T, N, K)

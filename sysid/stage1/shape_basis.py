@@ -13,7 +13,14 @@ import numpy as np
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.design import LOG_EPS, hat_basis_slopes, hat_knots, shape_features, substrate_incidence
+from sysid.stage1.design import (
+    hat_basis_slopes,
+    hat_knots,
+    log_conc,
+    log_conc_slope,
+    shape_features,
+    substrate_incidence,
+)
 from sysid.stage1.shooting import rates_and_jacobian, substrate_colouring
 
 
@@ -28,7 +35,7 @@ class ShapeBasis:
         self.reference = (record, rates_and_jacobian(model, record, colour, False)[2])
         self.n = self(record[:1], self.reference[1][:1]).shape[-1]
         # per coefficient value |s| (the features' order): substrate edges per (metabolite, reaction) and knots
-        log_ref = np.log(record + LOG_EPS)
+        log_ref = log_conc(record)
         self._classes = [
             (incidence.toarray(), hat_knots(log_ref, knots, np.broadcast_to(incidence.getnnz(axis=1) > 0,
                                                                              log_ref.shape), log_ref))
@@ -44,10 +51,11 @@ class ShapeBasis:
         of the log aggregate are left out: their derivative would need the aggregate's)."""
         out = np.zeros((len(x), self.network.n_reactions, x.shape[1]))
         first = 0
+        log_x, dlog_x = log_conc(x), log_conc_slope(x)
         for count, knots in self._classes:
-            slopes = hat_basis_slopes(np.log(x + LOG_EPS), knots)  # (B, M, hats)
+            slopes = hat_basis_slopes(log_x, knots)  # (B, M, hats)
             n_hats = slopes.shape[-1]
-            per_metabolite = slopes @ shape[first : first + n_hats] / (x + LOG_EPS)  # (B, M)
+            per_metabolite = slopes @ shape[first : first + n_hats] * dlog_x  # (B, M)
             out += count.T[None] * per_metabolite[:, None, :]
             first += n_hats
         return out

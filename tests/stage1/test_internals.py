@@ -220,6 +220,20 @@ def test_shape_features_match_per_edge_loops():
     assert len(feats.names) == expected.shape[-1]
 
 
+def test_a_negative_concentration_has_the_shape_features_of_zero():
+    """A state below zero (a shifted or simulated one) counts as zero in log(c + eps): finite features, and the
+    knots that a record with it sets are the knots of the same record with it at zero."""
+    rng = np.random.default_rng(6)
+    conc = rng.uniform(0.1, 5.0, (30, N_MET))
+    aggregate = rng.normal(size=(30, N_RXN))
+    network = Network(S=S, substrates=SUBSTRATES)
+    negative, zero = conc.copy(), conc.copy()
+    negative[3, 1], zero[3, 1] = -0.5, 0.0
+    got = shape_features(negative, aggregate, network, 4, reference=(negative, aggregate)).values
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got, shape_features(zero, aggregate, network, 4, reference=(zero, aggregate)).values)
+
+
 def naive_design(target, conc, rates, feats, starts, valid, window, dt, monomials, ramp, trapezoid):
     """Dense rows (i, w) in metabolite-major order, columns from the formula in docs/method.md section 2."""
     def ws(x):
