@@ -46,26 +46,28 @@ def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndar
     (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
     on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
     the fit has not converged (:func:`converged`): stage 1's answer stands. ``progress``
-    (done, total=..., rms=...) is told after each fit over one window length. With ``shape_knots``, the fit also
-    corrects MLP_sub's shape (:class:`ShapeBasis` on that many knots), from no correction."""
+    (done, total=..., rms=...) is told after each fit over one window length. With ``shape_knots``, the answer
+    of the continuation is fitted once more over its window length with MLP_sub's shape corrected as well
+    (:class:`ShapeBasis` on that many knots, from no correction: :func:`with_shape_corrections`)."""
     windows = lead_in(windows, substeps)
     held = held_out_samples(data.n_frames, max(windows), data.experiment_starts)
-    steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None))
+    steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None) + bool(shape_knots))
     if noise_kind not in ("auto", "absolute", "relative"):
         raise ValueError(f"noise_kind must be auto, absolute or relative, not {noise_kind!r}")
     relative = record_noise_is_relative(data.concentrations) if noise_kind == "auto" else noise_kind == "relative"
     try:
         start = Corrected(np.nan_to_num(slope), np.nan_to_num(offset), np.ones(data.network.n_reactions))
-        if shape_knots:
-            start = start.with_shape(ShapeBasis(data, model, shape_knots))
+        shape = partial(with_shape_corrections, data, model, ShapeBasis(data, model, shape_knots),
+                        use=None if held is None else ~held, step=steps) if shape_knots else None
         return _refine(data, model, start, windows, held, steps, Observation(substeps, relative),
-                       check_kind=noise_kind == "auto")
+                       check_kind=noise_kind == "auto", shape=shape)
     finally:
         steps.finish()
 
 
 def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: tuple[int, ...],
-            held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool
+            held: np.ndarray | None, steps: _Steps, observation: Observation, check_kind: bool,
+            shape: Callable[[OutputErrorRegression], OutputErrorRegression] | None = None
             ) -> OutputErrorRegression | None:
     """``stage1``: stage 1's answer, a metabolite it could not fit (NaN) without homeostasis; no corrections."""
     if held is None:
@@ -82,6 +84,8 @@ def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: t
                                observation=replace(observation, sd=fit.noise_sd_), step=steps, accept=converged)
         fit = fit if longer is None else longer
         windows = windows[: windows.index(fit.window) + 1]  # the held-out comparison's lengths: those used
+    if fit is not None and shape is not None and converged(fit):
+        fit = shape(fit)
     if fit is None or not converged(fit):
         log.warning("stage 1: the output-error fit did not converge (median over metabolites of their weighted rms "
                     "%s noise sds); the equation-error answer is kept",
@@ -101,6 +105,26 @@ def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: t
         data, model, fit.params_, states)
     steps(final)
     return final
+
+
+def with_shape_corrections(data: Dataset, model: MetabolismModel, basis: ShapeBasis, fit: OutputErrorRegression,
+                           *, use: np.ndarray | None, step: Callable[[OutputErrorRegression], None] | None = None
+                           ) -> OutputErrorRegression:
+    """``fit`` continued over its own window length with MLP_sub's shape corrections on ``basis`` free as well,
+    from none (its answer, which the continuation over lengths reached without them, is that fit's start: the
+    corrections never meet a length whose start is far off), weighing the readings as ``fit`` did.
+    Levenberg-Marquardt only takes steps that lower the cost, so the fit ends at or below ``fit``'s; it is kept
+    when it has converged (:func:`converged`), else ``fit`` stands."""
+    shaped = OutputErrorRegression(window=fit.window, observation=fit.observation).fit(
+        data, model, fit.params_.with_shape(basis), fit.states_, use)
+    log.info("stage 1 output error with MLP_sub shape corrections (%d) over windows of %d samples: weighted rms "
+             "%.3g noise sds (%.3g without)", basis.n, fit.window, shaped.rms_, fit.rms_)
+    if step is not None:
+        step(shaped)
+    if not converged(shaped):
+        log.warning("stage 1: the output error with shape corrections did not converge; the fit without them stands")
+        return fit
+    return shaped
 
 
 def converged(fit: OutputErrorRegression) -> bool:

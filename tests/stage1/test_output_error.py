@@ -15,7 +15,14 @@ from sysid.io.dataset import Dataset
 from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
 from sysid.stage1 import continuation
-from sysid.stage1.continuation import MAX_RMS, converged, fit_continued, held_out_costs, refine_by_output_error
+from sysid.stage1.continuation import (
+    MAX_RMS,
+    converged,
+    fit_continued,
+    held_out_costs,
+    refine_by_output_error,
+    with_shape_corrections,
+)
 from sysid.stage1.output_error import Corrected, _eliminate_starts, window_sensitivities
 from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.windows import held_out_samples
@@ -227,3 +234,16 @@ def test_output_error_with_shape_corrections_fits_to_the_noise(noisy):
     assert fit.reaction_cols_ == slice(2 * len(slope), 2 * len(slope) + data.network.n_reactions)
     z = np.abs(fit.slope_ - slope) / fit.slope_se_
     assert np.mean(z < 1.96) >= 0.8
+
+
+def test_shape_corrections_start_from_the_answer_without_them(noisy):
+    """They enter after the continuation over window lengths, over its last length from its answer with no
+    correction: the cost cannot rise, and the fit keeps that length and its window starts' count."""
+    data, model, slope, offset = noisy
+    plain = fit_continued(data, model, Corrected(slope, offset, np.ones(data.network.n_reactions)), WINDOWS,
+                          use=None)
+    assert plain is not None and plain.params_.basis is None
+    shaped = with_shape_corrections(data, model, ShapeBasis(data, model, 4), plain, use=None)
+    assert shaped.params_.basis is not None and shaped.window == plain.window
+    assert shaped.cost_ <= plain.cost_ * (1 + 1e-9)
+    assert shaped.states_.shape == plain.states_.shape
