@@ -153,6 +153,7 @@ class Stage1Config:
     substeps: int = 0  # Euler sub-steps per interval of a sparse record; 0: the record's own (truth.json) or 10
     bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
     output_error_windows: tuple[int, ...] = (10, 20, 40)  # noisy records: output-error windows, short to long; () off
+    output_error_max_steps: int = 400  # output-error windows spanning more integration steps are left out
     noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
     tied_groups: bool = True  # output error: each group's values refitted with its members' parameters tied
     output_error_shape: bool = False  # output error: also fit MLP_sub shape corrections (shape_knots knots)
@@ -160,7 +161,8 @@ class Stage1Config:
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 
     def __post_init__(self) -> None:
-        _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp")
+        _positive(self, "min_window", "max_window", "n_iterations", "max_groups", "min_group_size", "ramp",
+                  "output_error_max_steps")
         if self.transient_frames < -1:
             _bad("sysid.stage1.transient_frames", f"is {self.transient_frames}", "use -1 (automatic) or >= 0")
         _positive(self, "reference_relative_noise", "sindy_threshold", "misfit_threshold")

@@ -31,6 +31,14 @@ def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.nd
     return held if all(enough) else None
 
 
+def within_span(windows: tuple[int, ...], substeps: int, max_steps: int) -> tuple[int, ...]:
+    """The lengths of ``windows`` (samples) that span at most ``max_steps`` integration steps on a record with
+    ``substeps`` steps per sample (at least the shortest: a record whose samples are far apart keeps one): a
+    longer window carries the frozen model's errors, and the system's own divergence, further."""
+    kept = tuple(w for w in windows if w * substeps <= max_steps)
+    return kept if kept or not windows else (min(windows),)
+
+
 def lead_in(windows: tuple[int, ...], substeps: int) -> tuple[int, ...]:
     """``windows`` (samples) preceded, on a record with ``substeps`` Euler steps per sample, by shorter lengths
     that double from the one spanning about ``windows[0]`` steps (at least 2 samples): a fit over windows of many

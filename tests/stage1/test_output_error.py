@@ -144,6 +144,8 @@ def test_output_error_windows_and_noise_kind_are_validated():
         Stage1Config(output_error_windows=(1, 10))
     with pytest.raises(SysidInputError, match="noise_kind"):
         Stage1Config(noise_kind="poisson")
+    with pytest.raises(SysidInputError, match="output_error_max_steps"):
+        Stage1Config(output_error_max_steps=0)
 
 
 def test_a_start_the_window_does_not_determine_takes_no_step():

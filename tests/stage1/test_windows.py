@@ -1,6 +1,7 @@
-"""Windows of the output error (sysid.stage1.windows): held-out blocks and the lead-in of sparse records."""
+"""Windows of the output error (sysid.stage1.windows): held-out blocks, the lead-in of sparse records, and the
+longest span in integration steps."""
 
-from sysid.stage1.windows import held_out_samples, lead_in
+from sysid.stage1.windows import held_out_samples, lead_in, within_span
 
 
 def test_held_out_samples_need_a_held_out_window_and_two_training_windows():
@@ -15,3 +16,10 @@ def test_lead_in_starts_sparse_records_with_short_windows():
     assert lead_in((10, 20, 40), 1) == (10, 20, 40)  # Euler records: as configured
     assert lead_in((10, 20, 40), 10) == (2, 4, 10, 20, 40)  # 10 steps per sample: from 2 samples (20 steps)
     assert lead_in((4, 8), 10) == (2, 4, 8)
+
+
+def test_within_span_keeps_the_lengths_of_at_most_so_many_integration_steps():
+    assert within_span((10, 20, 40, 80), 1, 400) == (10, 20, 40, 80)  # Euler records: 80 steps at most
+    assert within_span((10, 20, 40, 80), 10, 400) == (10, 20, 40)  # 10 steps per sample: 800 steps left out
+    assert within_span((40, 80), 20, 400) == (40,)  # none within the span: the shortest stays
+    assert within_span((), 10, 400) == ()  # the output error off
