@@ -31,6 +31,18 @@ def held_out_samples(n_frames: int, block: int, experiment_starts=(0,)) -> np.nd
     return held if all(enough) else None
 
 
+def held_out_lengths(n_frames: int, windows: tuple[int, ...], experiment_starts=(0,)
+                     ) -> tuple[tuple[int, ...], np.ndarray | None]:
+    """``windows`` (short to long) without the longest lengths that the record cannot hold a block of out
+    (:func:`held_out_samples`), and the held-out samples of the longest one it can; all of ``windows`` and None
+    when it can hold out none (no comparison then)."""
+    for k in range(len(windows), 0, -1):
+        held = held_out_samples(n_frames, windows[k - 1], experiment_starts)
+        if held is not None:
+            return windows[:k], held
+    return windows, None
+
+
 def within_span(windows: tuple[int, ...], substeps: int, max_steps: int) -> tuple[int, ...]:
     """The lengths of ``windows`` (samples) that span at most ``max_steps`` integration steps on a record with
     ``substeps`` steps per sample (at least the shortest: a record whose samples are far apart keeps one): a

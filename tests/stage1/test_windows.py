@@ -1,7 +1,7 @@
 """Windows of the output error (sysid.stage1.windows): held-out blocks, the lead-in of sparse records, and the
 longest span in integration steps."""
 
-from sysid.stage1.windows import held_out_samples, lead_in, within_span
+from sysid.stage1.windows import held_out_lengths, held_out_samples, lead_in, within_span
 
 
 def test_held_out_samples_need_a_held_out_window_and_two_training_windows():
@@ -23,3 +23,11 @@ def test_within_span_keeps_the_lengths_of_at_most_so_many_integration_steps():
     assert within_span((10, 20, 40, 80), 10, 400) == (10, 20, 40)  # 10 steps per sample: 800 steps left out
     assert within_span((40, 80), 20, 400) == (40,)  # none within the span: the shortest stays
     assert within_span((), 10, 400) == ()  # the output error off
+
+
+def test_held_out_lengths_leave_out_the_lengths_too_long_for_a_held_out_block():
+    windows, held = held_out_lengths(7 * 40, (10, 20, 40, 80))  # blocks of 80: no fifth one to hold out
+    assert windows == (10, 20, 40) and held is not None and held.sum() == 40
+    windows, held = held_out_lengths(2881, (10, 20, 40, 80))
+    assert windows == (10, 20, 40, 80) and held is not None and held[4 * 80 : 5 * 80].all()
+    assert held_out_lengths(30, (10, 20)) == ((10, 20), None)  # not even 10: all lengths, no comparison
