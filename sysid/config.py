@@ -152,7 +152,7 @@ class Stage1Config:
     misfit_threshold: float = 0.01  # smooth residual / frozen model's term above which the fit is not trusted
     substeps: int = 0  # Euler sub-steps per interval of a sparse record; 0: the record's own (truth.json) or 10
     bound_window: int = 0  # >0: Cramer-Rao bounds in detectability.csv, windows of this many samples (slow)
-    output_error_windows: tuple[int, ...] = (10, 20, 40)  # noisy records: output-error windows, short to long; () off
+    output_error_windows: tuple[int, ...] = (10, 20, 40, 80)  # noisy records: output-error windows (samples); () off
     output_error_max_steps: int = 400  # output-error windows spanning more integration steps are left out
     noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
     tied_groups: bool = True  # output error: each group's values refitted with its members' parameters tied
