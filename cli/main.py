@@ -70,6 +70,7 @@ def _run() -> None:
             sys.exit(2)
         raise
 
+
 def _exit_interrupted() -> None:
     """Exit with EXIT_INTERRUPTED once the interrupt has been handled. Not by sys.exit: CPython can still count a
     caught KeyboardInterrupt as unhandled and then kill itself with SIGINT at exit (measured: Ctrl-C 0.35-0.5 s
