@@ -22,35 +22,37 @@ from sysid.stage1.output_error import Corrected, OutputErrorRegression
 from sysid.stage1.readings import Observation
 from sysid.stage1.residuals import record_noise_is_relative
 from sysid.stage1.shape_basis import ShapeBasis
-from sysid.stage1.windows import held_out_lengths, lead_in, output_error_starts
+from sysid.stage1.windows import WindowPlan, output_error_starts
 
 log = logging.getLogger(__name__)
 MAX_RMS = 1.5  # a metabolite whose weighted rms residual is above this many noise sds is not fitted
 
 
 def refine_by_output_error(data: Dataset, model: MetabolismModel, slope: np.ndarray, offset: np.ndarray,
-                           windows: tuple[int, ...], progress: Callable[..., None] | None = None, *,
+                           windows: WindowPlan | tuple[int, ...], progress: Callable[..., None] | None = None, *,
                            substeps: int = 1, noise_kind: str = "auto", shape_knots: int = 0
                            ) -> OutputErrorRegression | None:
     """Output error from stage 1's slopes and offsets (the frozen model's rates as they are), continued over
-    window lengths ``windows`` (short to long: each length starts from the states and parameters fitted with
-    the one before, so the longer windows start inside their region of convergence), with ``substeps`` Euler
-    steps per recorded interval (on a sparse record after shorter lengths: :func:`lead_in`).
+    window lengths ``windows`` (a :class:`WindowPlan`, or its lengths alone; short to long: each length starts
+    from the states and parameters fitted with the one before, so the longer windows start inside their region of
+    convergence), with ``substeps`` Euler steps per recorded interval (on a sparse record after shorter lengths:
+    :func:`sysid.stage1.windows.lead_in`).
 
     ``noise_kind`` (``absolute``, ``relative`` or ``auto``): with ``auto``, the kind the record's roughness
     suggests (:func:`record_noise_is_relative`), checked on the residuals of the first window length (and that
     length fitted again with the other kind when they disagree). Each length after the first weighs the
     metabolites by the noise sds its predecessor's residuals give (:func:`fitted_noise`).
 
-    Fitted first without the held-out blocks (:func:`held_out_lengths`: the lengths longer than the longest the
-    record can hold a block of out are left out, so that the comparison stays); there the two answers are compared
+    Fitted first without the held-out blocks (:meth:`WindowPlan.for_record`: the lengths longer than the longest
+    the record can hold a block of out are left out, so that the comparison stays); there the two answers are compared
     (:func:`held_out_costs`), and the output error's, if it predicts them at least as well, is fitted once more
     on every window. None, with a warning, when stage 1's answer predicts the held-out blocks better, or when
     the fit has not converged (:func:`converged`): stage 1's answer stands. ``progress``
     (done, total=..., rms=...) is told after each fit over one window length. With ``shape_knots``, the answer
     of the continuation is fitted once more over its window length with MLP_sub's shape corrected as well
     (:class:`ShapeBasis` on that many knots, from no correction: :func:`with_shape_corrections`)."""
-    windows, held = held_out_lengths(data.n_frames, lead_in(windows, substeps), data.experiment_starts)
+    plan = windows if isinstance(windows, WindowPlan) else WindowPlan(tuple(windows))
+    windows, held = plan.for_record(data.n_frames, substeps, data.experiment_starts)
     steps = _Steps(progress, len(windows) * (1 if held is None else 4) + (held is not None) + bool(shape_knots))
     if noise_kind not in ("auto", "absolute", "relative"):
         raise ValueError(f"noise_kind must be auto, absolute or relative, not {noise_kind!r}")

@@ -39,7 +39,7 @@ from sysid.stage1.residuals import (
 from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
 from sysid.stage1.tied import tied_group_values, untied_from
-from sysid.stage1.windows import within_span
+from sysid.stage1.windows import WindowPlan
 
 log = logging.getLogger(__name__)
 DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
@@ -137,8 +137,8 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
         return result
     reg = result.regression
     steps = substeps(data, cfg) if uses_shooting(data, model, cfg) else 1
-    windows = within_span(cfg.output_error_windows, steps, cfg.output_error_max_steps)
-    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, windows, progress, substeps=steps,
+    plan = WindowPlan(cfg.output_error_windows, cfg.output_error_max_steps)
+    refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, plan, progress, substeps=steps,
                                      noise_kind=cfg.noise_kind,
                                      shape_knots=cfg.shape_knots if cfg.output_error_shape else 0)
     if refined is None:

@@ -1,7 +1,9 @@
-"""The windows of the output-error fit: where each starts, which blocks are held out, and the shorter lengths
-a sparse record starts with."""
+"""The windows of the output-error fit: which lengths a record gets (:class:`WindowPlan`), where each window
+starts, which blocks are held out, and the shorter lengths a sparse record starts with."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,3 +62,20 @@ def lead_in(windows: tuple[int, ...], substeps: int) -> tuple[int, ...]:
         lead.append(w)
         w *= 2
     return (*lead, *windows)  # none with one step per sample: windows[0] itself spans windows[0] steps
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The output error's window lengths (samples, short to long) as configured, of which a record gets those
+    spanning at most ``max_steps`` integration steps (:func:`within_span`; None: any)."""
+
+    lengths: tuple[int, ...]
+    max_steps: int | None = None
+
+    def for_record(self, n_frames: int, substeps: int, experiment_starts=(0,)
+                   ) -> tuple[tuple[int, ...], np.ndarray | None]:
+        """The lengths a record of ``n_frames`` samples, ``substeps`` integration steps each, is fitted over
+        (within the span, after the lead-in of :func:`lead_in`, as far as :func:`held_out_lengths` allows) and its
+        held-out samples (None: no comparison)."""
+        lengths = self.lengths if self.max_steps is None else within_span(self.lengths, substeps, self.max_steps)
+        return held_out_lengths(n_frames, lead_in(lengths, substeps), experiment_starts)

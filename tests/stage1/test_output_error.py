@@ -14,7 +14,7 @@ from sysid.errors import SysidInputError
 from sysid.io.dataset import Dataset
 from sysid.phase1.from_truth import model_from_truth
 from sysid.simulation import simulate
-from sysid.stage1 import continuation
+from sysid.stage1 import continuation, windows
 from sysid.stage1.continuation import (
     MAX_RMS,
     converged,
@@ -120,7 +120,7 @@ def test_output_error_on_a_sparse_record_with_relative_noise(monkeypatch):
     noise is relative, leaves residuals at the noise level, and its slopes are within the standard errors it
     gives, which are informative. (The held-out comparison is left out: on a record this short it cannot tell these
     answers apart.)"""
-    monkeypatch.setattr(continuation, "held_out_lengths", lambda n_frames, windows, starts=(0,): (windows, None))
+    monkeypatch.setattr(windows, "held_out_lengths", lambda n_frames, lengths, starts=(0,): (lengths, None))
     cfg = Config().replace("simulation", **{**REGIME, "record_every": 5, "n_frames": 1000})
     sim = simulate(cfg.simulation, 0.003, noise_kind="relative")
     model = model_from_truth(sim.network, sim.truth.log_k, cfg.graph_model, log_k_noise=0.1, seed=3,

@@ -1,7 +1,7 @@
 """Windows of the output error (sysid.stage1.windows): held-out blocks, the lead-in of sparse records, and the
 longest span in integration steps."""
 
-from sysid.stage1.windows import held_out_lengths, held_out_samples, lead_in, within_span
+from sysid.stage1.windows import WindowPlan, held_out_lengths, held_out_samples, lead_in, within_span
 
 
 def test_held_out_samples_need_a_held_out_window_and_two_training_windows():
@@ -31,3 +31,12 @@ def test_held_out_lengths_leave_out_the_lengths_too_long_for_a_held_out_block():
     windows, held = held_out_lengths(2881, (10, 20, 40, 80))
     assert windows == (10, 20, 40, 80) and held is not None and held[4 * 80 : 5 * 80].all()
     assert held_out_lengths(30, (10, 20)) == ((10, 20), None)  # not even 10: all lengths, no comparison
+
+
+def test_a_window_plan_spans_leads_in_and_holds_out_in_that_order():
+    plan = WindowPlan((10, 20, 40, 80), 400)
+    lengths, held = plan.for_record(2881, 1)
+    assert lengths == (10, 20, 40, 80) and held is not None and held[4 * 80 : 5 * 80].all()  # Euler: blocks of 80
+    assert plan.for_record(288, 10)[0] == (2, 4, 10, 20, 40)  # sparse: 80 samples are 800 steps
+    assert plan.for_record(120, 10)[0] == (2, 4, 10, 20)  # 120 samples hold out no block of 40
+    assert WindowPlan((10, 20, 40, 80)).for_record(2881, 10)[0] == (2, 4, 10, 20, 40, 80)  # no cap
