@@ -117,7 +117,8 @@ def _wrap_figures(t: dict) -> float:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    """The caller's environment (a user's threads: OMP_NUM_THREADS as set, else the BLAS default of every core)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _load() -> str:
@@ -166,9 +167,9 @@ def main() -> None:
             print(f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
     print()
     detail = " --detail" if args.detail else ""
-    threads = _env()["OMP_NUM_THREADS"]
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"# python benchmarks/fit_speed.py --repeats {args.repeats}{detail}   (OMP_NUM_THREADS={threads},"
-          f" torch 1 thread; {os.cpu_count()} CPUs)")
+          f" torch 1 thread outside the frozen evaluation; {os.cpu_count()} CPUs)")
     print(f"# load average (1, 5, 15 min) before and after each repeat: {' | '.join(loads)}")
 
 

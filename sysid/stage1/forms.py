@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pysindy as ps
 from scipy.linalg import orth
 from scipy.optimize import minimize
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 from sysid.config import STAGE1_FORMS
 from sysid.stage1.residuals import window_sum
+from sysid.threads import allowed
 
 POLYNOMIAL_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
 CANDIDATES = STAGE1_FORMS
@@ -289,7 +293,11 @@ def choose_form(rows: PooledRows, candidates: tuple[str, ...] = CANDIDATES, thre
     weighted RSS by more than ``threshold`` (relative); the nonlinear example
     regimes gain 64-90%.
     """
-    fits = {form: fit_form(rows, form) for form in dict.fromkeys(("linear", *candidates))}
+    forms = list(dict.fromkeys(("linear", *candidates)))
+    workers = min(len(forms), allowed())
+    # one form per thread (numpy frees the GIL), each with one BLAS thread: no more threads than the budget
+    with threadpool_limits(limits=1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
+        fits = dict(zip(forms, pool.map(partial(fit_form, rows), forms), strict=True))
     line = fits["linear"].rss
     eligible = [f for form, f in fits.items() if form == "linear" or f.rss < (1.0 - threshold) * line]
     best = min(eligible, key=lambda f: f.bic)

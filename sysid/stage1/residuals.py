@@ -24,6 +24,7 @@ from sysid.config import Stage1Config
 from sysid.frozen import FrozenModel
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
+from sysid.threads import allowed, torch_threads
 
 FRAME_BATCH = 1024
 NOISE_FILTER_LENGTH = 7  # cubic Savitzky-Golay over 7 frames follows the dynamics, not the noise
@@ -68,13 +69,14 @@ def evaluate_frozen(model: FrozenModel, concentrations: np.ndarray, times: np.nd
 
         return FrozenEvaluation(*evaluate_rate_model(model, concentrations, times))
     rates, aggs, reaction = [], [], []
-    for start in range(0, len(concentrations), FRAME_BATCH):
-        c = torch.as_tensor(concentrations[start : start + FRAME_BATCH], dtype=model.dtype, device=model.device)
-        agg = model.aggregate(c)
-        v = model.rates(c, model.rate_features(c, agg))
-        rates.append(v.double().cpu())
-        aggs.append(agg.double().cpu())
-        reaction.append(model.apply_stoichiometry(v).double().cpu())
+    with torch_threads(allowed()):  # large batches: the cores help (the CLI sets one thread for small steps)
+        for start in range(0, len(concentrations), FRAME_BATCH):
+            c = torch.as_tensor(concentrations[start : start + FRAME_BATCH], dtype=model.dtype, device=model.device)
+            agg = model.aggregate(c)
+            v = model.rates(c, model.rate_features(c, agg))
+            rates.append(v.double().cpu())
+            aggs.append(agg.double().cpu())
+            reaction.append(model.apply_stoichiometry(v).double().cpu())
     return FrozenEvaluation(torch.cat(rates).numpy(), torch.cat(aggs).numpy(), torch.cat(reaction).numpy())
 
 

@@ -1,0 +1,37 @@
+"""Threads of batched work (sysid.threads): the budget follows the BLAS limit, and results do not depend on it."""
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from sysid.stage1.forms import PooledRows, choose_form
+from sysid.stage1.residuals import window_sum
+from sysid.threads import allowed, torch_threads
+
+
+def test_the_budget_is_the_blas_limit_and_torch_threads_are_restored():
+    with threadpool_limits(limits=1):
+        assert allowed() == 1
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_the_curve_forms_are_the_same_on_one_thread_and_on_two():
+    """choose_form fits its forms in a thread pool as wide as the budget: the chosen curve and every BIC are
+    the same to the bit with one thread as with two."""
+    rng = np.random.default_rng(0)
+    conc = np.maximum(5.0 + 4.0 * np.sin(0.01 * np.arange(801)[:, None] * (1 + np.arange(6)) + rng.uniform(0, 6, 6)),
+                      0.0)
+    starts = np.arange(0, 790, 10)
+    windowed = 0.1 * window_sum(-0.6 * np.tanh((conc - 5.0) / 2.0), starts, 10)  # a saturating law
+    win, member = np.meshgrid(np.arange(len(starts)), np.arange(6), indexing="ij")
+    rows = PooledRows(conc, windowed[win.ravel(), member.ravel()], member.ravel(), win.ravel(),
+                      np.ones(win.size), starts, 10, 1, False, 0.1)
+    with threadpool_limits(limits=1):
+        one = choose_form(rows)
+    with threadpool_limits(limits=2):
+        two = choose_form(rows)
+    assert one[0] == two[0] and one[1] == two[1]
+    assert one[0].form != "linear"  # the pool did fit the shaped forms
