@@ -69,7 +69,11 @@ def hat_basis(x: np.ndarray, n_knots: int, mask: np.ndarray, reference: np.ndarr
 
     The first hat is left out: the hats sum to one, which the per-reaction scale already spans.
     """
-    knots = hat_knots(x, n_knots, mask, reference)
+    return hat_values(x, hat_knots(x, n_knots, mask, reference))
+
+
+def hat_values(x: np.ndarray, knots: np.ndarray | None) -> np.ndarray:
+    """:func:`hat_basis` on given ``knots`` (None: no hats): (*x.shape, n_hats)."""
     if knots is None:
         return np.zeros((*x.shape, 0))
     z, left, width = _hat_piece(x, knots)
@@ -104,36 +108,64 @@ def substrate_incidence(network: Network) -> list[tuple[float, sparse.csr_matrix
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class ShapeKnots:
+    """Where the hats of :func:`shape_features` sit: per distinct substrate coefficient |s| (ascending), its
+    substrate edges (:func:`substrate_incidence`) and the knots of their log concentrations; the knots of the
+    reactions' log aggregate; None where there are no hats."""
+
+    substrates: tuple[tuple[float, sparse.csr_matrix, np.ndarray | None], ...]
+    aggregate: np.ndarray | None
+    has_substrate: np.ndarray  # per reaction
+
+    @property
+    def names(self) -> list[str]:
+        """The features' names, in their order."""
+        names = [f"log_c hat {k} (|s|={s:g})" for s, _, knots in self.substrates for k in range(1, _n_hats(knots) + 1)]
+        return names + [f"log_agg hat {k}" for k in range(1, _n_hats(self.aggregate) + 1)]
+
+
+def _n_hats(knots: np.ndarray | None) -> int:
+    return 0 if knots is None else len(knots) - 1
+
+
+def _log_aggregate(aggregate: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.abs(aggregate), 1e-12))
+
+
+def shape_knots(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int) -> ShapeKnots:
+    """The knots of :func:`shape_features`: ``n_knots`` quantiles of the log concentrations of each |s| class's
+    substrates and of the log aggregate of the reactions that have substrates, over these states."""
+    logc, log_agg = log_conc(conc), _log_aggregate(aggregate)
+    classes = tuple((s, incidence, hat_knots(logc, n_knots, np.broadcast_to(incidence.getnnz(axis=1) > 0,
+                                                                            logc.shape)))
+                    for s, incidence in substrate_incidence(network))
+    has_sub = np.bincount(network.edges.rxn_sub, minlength=network.n_reactions) > 0
+    return ShapeKnots(classes, hat_knots(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape)), has_sub)
+
+
 def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int,
-                   reference: tuple[np.ndarray, np.ndarray] | None = None) -> ShapeFeatures:
+                   knots: ShapeKnots | None = None) -> ShapeFeatures:
     """Shared features of each reaction: per coefficient value |s|, sums over its substrate edges of
     hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors).
 
-    Knots sit at quantiles of ``reference`` = (conc, aggregate) when given (features of other states on the
-    knots of the data), else of ``conc`` and ``aggregate`` themselves."""
-    e = network.edges
+    The hats sit on ``knots`` when given (:func:`shape_knots` of the data, for the features of other states),
+    else on the knots of ``conc`` and ``aggregate`` themselves."""
+    knots = shape_knots(conc, aggregate, network, n_knots) if knots is None else knots
     logc = log_conc(conc)
-    ref_c, ref_agg = (logc, None) if reference is None else (log_conc(reference[0]), reference[1])
-    substrate_hats, names = [], []
-    for s, incidence in substrate_incidence(network):
-        hats = hat_basis(logc, n_knots, np.broadcast_to(incidence.getnnz(axis=1) > 0, ref_c.shape), ref_c)  # (T, N, K)
-        substrate_hats.append((hats, incidence))
-        names += [f"log_c hat {k} (|s|={s:g})" for k in range(1, hats.shape[-1] + 1)]
-    has_sub = np.bincount(e.rxn_sub, minlength=network.n_reactions) > 0
-    log_agg = np.log(np.maximum(np.abs(aggregate), 1e-12))
-    ref_agg = log_agg if ref_agg is None else np.log(np.maximum(np.abs(ref_agg), 1e-12))
-    agg_hats = hat_basis(log_agg, n_knots, np.broadcast_to(has_sub, ref_agg.shape), ref_agg)
-    names += [f"log_agg hat {k}" for k in range(1, agg_hats.shape[-1] + 1)]
+    names = knots.names
     # each block written into its columns of the (frames, reactions, features) array: no concatenated copy
     values = np.empty((conc.shape[0], network.n_reactions, len(names)))
     k = 0
-    for hats, incidence in substrate_hats:
+    for _, incidence, class_knots in knots.substrates:
+        hats = hat_values(logc, class_knots)  # (T, N, K)
         t, n, n_hats = hats.shape
         by_metabolite = np.ascontiguousarray(hats.transpose(0, 2, 1)).reshape(t * n_hats, n)
         by_reaction = (by_metabolite @ incidence).reshape(t, n_hats, network.n_reactions)
         values[..., k : k + n_hats] = by_reaction.transpose(0, 2, 1)
         k += n_hats
-    np.multiply(agg_hats, has_sub[None, :, None], out=values[..., k:])
+    agg_hats = hat_values(_log_aggregate(aggregate), knots.aggregate)
+    np.multiply(agg_hats, knots.has_substrate[None, :, None], out=values[..., k:])
     return ShapeFeatures(values, names)
 
 

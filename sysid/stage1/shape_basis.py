@@ -13,14 +13,7 @@ import numpy as np
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.design import (
-    hat_basis_slopes,
-    hat_knots,
-    log_conc,
-    log_conc_slope,
-    shape_features,
-    substrate_incidence,
-)
+from sysid.stage1.design import hat_basis_slopes, log_conc, log_conc_slope, shape_features, shape_knots
 from sysid.stage1.shooting import rates_and_jacobian, substrate_colouring
 
 
@@ -32,19 +25,17 @@ class ShapeBasis:
         record = data.concentrations.astype(np.float64)
         colour = substrate_colouring(data.network.substrates)
         self.network, self.knots = data.network, knots
-        self.reference = (record, rates_and_jacobian(model, record, colour, False)[2])
-        self.n = self(record[:1], self.reference[1][:1]).shape[-1]
+        self.shape_knots = shape_knots(record, rates_and_jacobian(model, record, colour, False)[2], data.network,
+                                       knots)
+        self.n = len(self.shape_knots.names)
         # per coefficient value |s| (the features' order): substrate edges per (metabolite, reaction) and knots
-        log_ref = log_conc(record)
-        self._classes = [
-            (incidence.toarray(), hat_knots(log_ref, knots, np.broadcast_to(incidence.getnnz(axis=1) > 0,
-                                                                             log_ref.shape), log_ref))
-            for _, incidence in substrate_incidence(data.network)]
+        self._classes = [(incidence.toarray(), class_knots)
+                         for _, incidence, class_knots in self.shape_knots.substrates]
         self.n_substrate = sum(0 if k is None else len(k) - 1 for _, k in self._classes)  # the rest: aggregate
 
     def __call__(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
         """Features (B, J, F) of states x (B, M) with the frozen model's aggregates there (B, J)."""
-        return shape_features(x, aggregate, self.network, self.knots, self.reference).values
+        return shape_features(x, aggregate, self.network, self.knots, self.shape_knots).values
 
     def log_factor_slopes(self, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         """d (phi gamma) / d c at states x: (B, J, M), through the substrates' log concentrations (the features

@@ -46,7 +46,7 @@ from scipy import linalg
 from sysid.config import Stage1Config
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.design import mass_action_monomials, shape_features
+from sysid.stage1.design import mass_action_monomials, shape_features, shape_knots
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.regression import floored_variance, normal_solve
 
@@ -110,8 +110,8 @@ class ShootingRegression:
         self._dv_cache: dict[int, np.ndarray] = {}
         self._cache_for: np.ndarray | None = None
         self._network = data.network
-        self._reference = (conc, self._rates_and_jacobian(conc, False)[2])  # knots of the shape features
-        n_feat = self._features(conc[:1], self._reference[1][:1]).shape[-1]
+        self._knots = shape_knots(conc, self._rates_and_jacobian(conc, False)[2], data.network, self.shape_knots)
+        n_feat = len(self._knots.names)
         theta = np.concatenate([np.zeros(2 * n_met), np.ones(n_rxn), np.zeros(n_rxn + n_feat)])
         end, X, clamped = self._shoot(c0, theta)
         valid = (c0 > 0) & (target > 0) & ~clamped
@@ -193,7 +193,7 @@ class ShootingRegression:
 
     def _features(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
         """Shared shape features (B, J, F) of states x, on the knots of the recorded data."""
-        return shape_features(x, aggregate, self._network, self.shape_knots, self._reference).values
+        return shape_features(x, aggregate, self._network, self.shape_knots, self._knots).values
 
     def _rates_and_jacobian(self, x: np.ndarray, jacobian: bool = True, substep: int | None = None):
         """Rates at x; the Jacobian of the frozen rates is computed on the first pass with sensitivities and

@@ -21,6 +21,7 @@ from sysid.stage1.design import (
     hat_basis,
     mass_action_monomials,
     shape_features,
+    shape_knots,
 )
 from sysid.stage1.quadratic import needs_quadratic, windowed_library
 from sysid.stage1.regression import solve_normal_equations
@@ -229,9 +230,23 @@ def test_a_negative_concentration_has_the_shape_features_of_zero():
     network = Network(S=S, substrates=SUBSTRATES)
     negative, zero = conc.copy(), conc.copy()
     negative[3, 1], zero[3, 1] = -0.5, 0.0
-    got = shape_features(negative, aggregate, network, 4, reference=(negative, aggregate)).values
+    got = shape_features(negative, aggregate, network, 4).values
     assert np.all(np.isfinite(got))
-    np.testing.assert_array_equal(got, shape_features(zero, aggregate, network, 4, reference=(zero, aggregate)).values)
+    np.testing.assert_array_equal(got, shape_features(zero, aggregate, network, 4).values)
+
+
+def test_features_of_some_states_on_the_record_knots_are_those_rows_of_the_record_features():
+    """The knots of a record, computed once (shape_knots), place other states' features as the record's own: the
+    features of some of its frames on its knots are those frames' rows of its features."""
+    rng = np.random.default_rng(7)
+    conc = rng.uniform(0.1, 5.0, (30, N_MET))
+    aggregate = rng.normal(size=(30, N_RXN))
+    network = Network(S=S, substrates=SUBSTRATES)
+    knots = shape_knots(conc, aggregate, network, 4)
+    whole = shape_features(conc, aggregate, network, 4)
+    part = shape_features(conc[5:9], aggregate[5:9], network, 4, knots)
+    np.testing.assert_array_equal(part.values, whole.values[5:9])
+    assert part.names == whole.names == knots.names
 
 
 def naive_design(target, conc, rates, feats, starts, valid, window, dt, monomials, ramp, trapezoid):
