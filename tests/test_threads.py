@@ -35,3 +35,21 @@ def test_the_curve_forms_are_the_same_on_one_thread_and_on_two():
         two = choose_form(rows)
     assert one[0] == two[0] and one[1] == two[1]
     assert one[0].form != "linear"  # the pool did fit the shaped forms
+
+
+def test_shape_features_in_blocks_on_two_threads_are_those_in_one_block(monkeypatch):
+    """The frames' features, filled block by block on two threads, are the same to the bit as in one block."""
+    from sysid.network import Network
+    from sysid.stage1 import design
+
+    rng = np.random.default_rng(3)
+    S = np.array([[-1, 0, 1], [1, -1, 0], [0, 1, -1], [0, 0, 0]], float)
+    substrates = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 1], [0, 0, 0]], float)
+    network = Network(S=S, substrates=substrates)
+    conc, aggregate = rng.uniform(0.1, 5.0, (50, 4)), rng.normal(size=(50, 3))
+    whole = design.shape_features(conc, aggregate, network, 5).values
+    monkeypatch.setattr(design, "FEATURE_FRAMES", 7)
+    with threadpool_limits(limits=2):
+        blocks = design.shape_features(conc, aggregate, network, 5).values
+    np.testing.assert_array_equal(blocks, whole)
+    assert whole.shape == (50, 3, 3 * 4) and np.any(whole != 0)

@@ -16,7 +16,9 @@ v_true = v * exp(beta_j + sum_m gamma_m f_m), refined by Gauss-Newton in
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -24,6 +26,7 @@ from scipy import sparse
 from sysid.network import Network
 from sysid.stage1.block_solve import log_monomials
 from sysid.stage1.residuals import window_frames, window_sum
+from sysid.threads import allowed
 
 LOG_EPS = 1e-3
 
@@ -150,23 +153,40 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors).
 
     The hats sit on ``knots`` when given (:func:`shape_knots` of the data, for the features of other states),
-    else on the knots of ``conc`` and ``aggregate`` themselves."""
+    else on the knots of ``conc`` and ``aggregate`` themselves. Frames are filled in blocks of FEATURE_FRAMES,
+    on as many threads as the budget allows (:func:`sysid.threads.allowed`): each frame's features are its own."""
     knots = shape_knots(conc, aggregate, network, n_knots) if knots is None else knots
-    logc = log_conc(conc)
-    names = knots.names
-    # each block written into its columns of the (frames, reactions, features) array: no concatenated copy
-    values = np.empty((conc.shape[0], network.n_reactions, len(names)))
+    values = np.empty((conc.shape[0], network.n_reactions, len(knots.names)))
+    blocks = [slice(lo, lo + FEATURE_FRAMES) for lo in range(0, conc.shape[0], FEATURE_FRAMES)]
+    fill = partial(_fill_features, conc, aggregate, knots, values)
+    if len(blocks) > 1 and allowed() > 1:
+        with ThreadPoolExecutor(max_workers=allowed()) as pool:
+            list(pool.map(fill, blocks))
+    else:
+        for block in blocks:
+            fill(block)
+    return ShapeFeatures(values, knots.names)
+
+
+FEATURE_FRAMES = 128  # frames per block of shape features: small temporaries, work for each thread
+
+
+def _fill_features(conc: np.ndarray, aggregate: np.ndarray, knots: ShapeKnots, out: np.ndarray, block: slice
+                   ) -> None:
+    """:func:`shape_features` of the frames ``block``, written into those rows of ``out``: each |s| class's
+    hats summed over its substrate edges into its columns (no concatenated copy), then the aggregate's."""
+    logc = log_conc(conc[block])
+    values = out[block]
     k = 0
     for _, incidence, class_knots in knots.substrates:
         hats = hat_values(logc, class_knots)  # (T, N, K)
         t, n, n_hats = hats.shape
         by_metabolite = np.ascontiguousarray(hats.transpose(0, 2, 1)).reshape(t * n_hats, n)
-        by_reaction = (by_metabolite @ incidence).reshape(t, n_hats, network.n_reactions)
+        by_reaction = (by_metabolite @ incidence).reshape(t, n_hats, values.shape[1])
         values[..., k : k + n_hats] = by_reaction.transpose(0, 2, 1)
         k += n_hats
-    agg_hats = hat_values(_log_aggregate(aggregate), knots.aggregate)
+    agg_hats = hat_values(_log_aggregate(aggregate[block]), knots.aggregate)
     np.multiply(agg_hats, knots.has_substrate[None, :, None], out=values[..., k:])
-    return ShapeFeatures(values, names)
 
 
 SHAPE_FEATURE_BYTES = 2 * 2**30  # per-frame shape features above this size are left out (genome-scale networks)
