@@ -1,6 +1,7 @@
 """Where the time of `sysid fit` goes, on the embedded default regime.
 
     python benchmarks/fit_speed.py [--repeats 5] [--out DIR] [--detail]
+    python benchmarks/fit_speed.py --imports [--repeats 5]   (what each dependency's import costs)
 
 Each repeat runs in a fresh interpreter (imports are part of what a user waits
 for) and times the real pipeline, ``sysid.pipeline.fit_to_folder``, with timers
@@ -48,6 +49,11 @@ DETAIL = (
     ("sysid.stage1.fit", "find_groups", "grouping: groups (grouping.py)"),
     ("sysid.stage1.fit", "fit_group_forms", "grouping: curve forms per group (forms.py, nonlinear.py)"),
 )
+
+
+# the declared dependencies the fit imports, in this order; each is timed on top of those before it
+IMPORTS = ("numpy", "scipy.optimize", "torch", "sklearn.mixture", "statsmodels.regression.linear_model", "pysindy",
+           "matplotlib.pyplot")
 
 
 def _timed(table: dict, key: str, fn):
@@ -121,6 +127,23 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+def import_floor(repeats: int) -> None:
+    """Seconds each dependency adds to the import, on top of those before it (IMPORTS), each in a fresh
+    interpreter: what no change inside sysid can take off the whole command."""
+    rows = []
+    for k, module in enumerate(IMPORTS):
+        before = "; ".join(f"import {m}" for m in IMPORTS[:k]) or "pass"
+        code = f"{before}\nimport time\nt = time.perf_counter()\nimport {module}\nprint(time.perf_counter() - t)"
+        times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(),
+                                      check=True).stdout) for _ in range(repeats)]
+        rows.append((module, statistics.median(times), min(times), max(times)))
+    print(f"| import (on top of the rows above) | median s (of {repeats}) | min s | max s |")
+    print("| --- | --- | --- | --- |")
+    for module, med, lo, hi in rows:
+        print(f"| {module} | {med:.2f} | {lo:.2f} | {hi:.2f} |")
+    print(f"| all of them | {sum(r[1] for r in rows):.2f} | | |")
+
+
 def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -130,10 +153,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="result folder of the timed fits (a temporary one)")
     parser.add_argument("--detail", action="store_true", help="also the parts of stage 1, by function")
+    parser.add_argument("--imports", action="store_true", help="only the import time of each dependency")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         child(args.child)
+        return
+    if args.imports:
+        import_floor(args.repeats)
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = str(args.out or Path(tmp) / "fit")
