@@ -48,7 +48,7 @@ def test_shape_features_in_blocks_on_two_threads_are_those_in_one_block(monkeypa
     network = Network(S=S, substrates=substrates)
     conc, aggregate = rng.uniform(0.1, 5.0, (50, 4)), rng.normal(size=(50, 3))
     whole = design.shape_features(conc, aggregate, network, 5).values
-    monkeypatch.setattr(design, "FEATURE_FRAMES", 7)
+    monkeypatch.setattr(design, "FEATURE_FRAMES", 5)  # 10 blocks: threaded
     with threadpool_limits(limits=2):
         blocks = design.shape_features(conc, aggregate, network, 5).values
     np.testing.assert_array_equal(blocks, whole)

@@ -153,14 +153,16 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
     hat functions of log c_e (MLP_sub shape errors); and hat functions of its log aggregate (link errors).
 
     The hats sit on ``knots`` when given (:func:`shape_knots` of the data, for the features of other states),
-    else on the knots of ``conc`` and ``aggregate`` themselves. Frames are filled in blocks of FEATURE_FRAMES,
-    on as many threads as the budget allows (:func:`sysid.threads.allowed`): each frame's features are its own."""
+    else on the knots of ``conc`` and ``aggregate`` themselves. Frames are filled in blocks of FEATURE_FRAMES, on
+    as many threads as the budget allows (:func:`sysid.threads.allowed`) when there are at least THREADED_BLOCKS
+    of them (a record, not the few states of one step): each frame's features are its own."""
     knots = shape_knots(conc, aggregate, network, n_knots) if knots is None else knots
     values = np.empty((conc.shape[0], network.n_reactions, len(knots.names)))
     blocks = [slice(lo, lo + FEATURE_FRAMES) for lo in range(0, conc.shape[0], FEATURE_FRAMES)]
     fill = partial(_fill_features, conc, aggregate, knots, values)
-    if len(blocks) > 1 and allowed() > 1:
-        with ThreadPoolExecutor(max_workers=allowed()) as pool:
+    workers = allowed() if len(blocks) >= THREADED_BLOCKS else 1
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(fill, blocks))
     else:
         for block in blocks:
@@ -169,6 +171,7 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
 
 
 FEATURE_FRAMES = 128  # frames per block of shape features: small temporaries, work for each thread
+THREADED_BLOCKS = 8  # blocks from which the threads pay off
 
 
 def _fill_features(conc: np.ndarray, aggregate: np.ndarray, knots: ShapeKnots, out: np.ndarray, block: slice
