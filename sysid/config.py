@@ -156,7 +156,7 @@ class Stage1Config:
     output_error_max_steps: int = 400  # output-error windows spanning more integration steps are left out
     noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
     tied_groups: bool = True  # output error: each group's values refitted with its members' parameters tied
-    output_error_shape: bool = False  # output error: also fit MLP_sub shape corrections (shape_knots knots)
+    output_error_shape: str = "euler"  # output error: also fit MLP_sub shape corrections: "off", "euler" or "all"
     forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 
@@ -170,6 +170,9 @@ class Stage1Config:
             _bad("sysid.stage1", "window, ridge, shape_knots, hac_maxlags, substeps or bound_window is < 0", "fix it")
         if any(w < 2 for w in self.output_error_windows):
             _bad("sysid.stage1.output_error_windows", "has a window below 2 samples", "use windows of >= 2 samples")
+        if self.output_error_shape not in ("off", "euler", "all"):
+            _bad("sysid.stage1.output_error_shape", f"is {self.output_error_shape!r}",
+                 "use 'off', 'euler' (Euler-stepped records only) or 'all'")
         if self.noise_kind not in ("auto", "absolute", "relative"):
             _bad("sysid.stage1.noise_kind", f"is {self.noise_kind!r}", "use 'auto', 'absolute' or 'relative'")
         if self.max_window < self.min_window:

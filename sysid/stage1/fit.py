@@ -136,11 +136,11 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     if result.misfit.misfit:
         return result
     reg = result.regression
-    steps = substeps(data, cfg) if uses_shooting(data, model, cfg) else 1
+    sparse = uses_shooting(data, model, cfg)
+    steps = substeps(data, cfg) if sparse else 1
     plan = WindowPlan(cfg.output_error_windows, cfg.output_error_max_steps)
     refined = refine_by_output_error(data, model, reg.slope_, reg.offset_, plan, progress, substeps=steps,
-                                     noise_kind=cfg.noise_kind,
-                                     shape_knots=cfg.shape_knots if cfg.output_error_shape else 0)
+                                     noise_kind=cfg.noise_kind, shape_knots=output_error_knots(model, cfg, sparse))
     if refined is None:
         return result
     ahead: list[OutputErrorRegression] = []  # a tied fit below the untied one's cost (sysid.stage1.tied)
@@ -154,6 +154,14 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
         return grouped
     log.info("stage 1: groups and tied values once more, on the continued untied fit")
     return _group_refined(continued, result, data, model, cfg, seed, excluded, progress)
+
+
+def output_error_knots(model: FrozenModel, cfg: Stage1Config, sparse: bool) -> int:
+    """Knots of the output error's MLP_sub shape corrections (0: none): ``cfg.shape_knots`` where
+    ``output_error_shape`` asks for them on this kind of record (``euler``: not on a ``sparse`` one, where they
+    were not measured) and the frozen model takes shape corrections."""
+    wanted = cfg.output_error_shape == "all" or (cfg.output_error_shape == "euler" and not sparse)
+    return cfg.shape_knots if wanted and uses_shape_corrections(model) else 0
 
 
 def _group_refined(refined: OutputErrorRegression, result: Stage1Result, data: Dataset, model: MetabolismModel,

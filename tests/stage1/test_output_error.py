@@ -23,6 +23,7 @@ from sysid.stage1.continuation import (
     refine_by_output_error,
     with_shape_corrections,
 )
+from sysid.stage1.fit import output_error_knots
 from sysid.stage1.output_error import Corrected, _eliminate_starts, window_sensitivities
 from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.windows import held_out_samples
@@ -146,6 +147,18 @@ def test_output_error_windows_and_noise_kind_are_validated():
         Stage1Config(noise_kind="poisson")
     with pytest.raises(SysidInputError, match="output_error_max_steps"):
         Stage1Config(output_error_max_steps=0)
+    with pytest.raises(SysidInputError, match="output_error_shape"):
+        Stage1Config(output_error_shape="on")
+
+
+def test_shape_corrections_by_default_on_euler_records_only():
+    model, plain = SimpleNamespace(), SimpleNamespace(shape_corrections=False)
+    cfg = Stage1Config()
+    assert output_error_knots(model, cfg, sparse=False) == cfg.shape_knots > 0
+    assert output_error_knots(model, cfg, sparse=True) == 0  # not measured on sparse records
+    assert output_error_knots(model, Stage1Config(output_error_shape="all"), sparse=True) == cfg.shape_knots
+    assert output_error_knots(model, Stage1Config(output_error_shape="off"), sparse=False) == 0
+    assert output_error_knots(plain, cfg, sparse=False) == 0  # a frozen model without shape corrections
 
 
 def test_a_start_the_window_does_not_determine_takes_no_step():
