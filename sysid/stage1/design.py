@@ -147,6 +147,10 @@ def shape_knots(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_kno
     return ShapeKnots(classes, hat_knots(log_agg, n_knots, np.broadcast_to(has_sub, log_agg.shape)), has_sub)
 
 
+FEATURE_FRAMES = 128  # frames per block of shape features: small temporaries, work for each thread
+THREADED_BLOCKS = 8  # blocks from which the threads pay off
+
+
 def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_knots: int,
                    knots: ShapeKnots | None = None) -> ShapeFeatures:
     """Shared features of each reaction: per coefficient value |s|, sums over its substrate edges of
@@ -168,10 +172,6 @@ def shape_features(conc: np.ndarray, aggregate: np.ndarray, network: Network, n_
         for block in blocks:
             fill(block)
     return ShapeFeatures(values, knots.names)
-
-
-FEATURE_FRAMES = 128  # frames per block of shape features: small temporaries, work for each thread
-THREADED_BLOCKS = 8  # blocks from which the threads pay off
 
 
 def _fill_features(conc: np.ndarray, aggregate: np.ndarray, knots: ShapeKnots, out: np.ndarray, block: slice

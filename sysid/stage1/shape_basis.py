@@ -25,17 +25,16 @@ class ShapeBasis:
         record = data.concentrations.astype(np.float64)
         colour = substrate_colouring(data.network.substrates)
         self.network, self.knots = data.network, knots
-        self.shape_knots = shape_knots(record, rates_and_jacobian(model, record, colour, False)[2], data.network,
-                                       knots)
-        self.n = len(self.shape_knots.names)
+        self.placed = shape_knots(record, rates_and_jacobian(model, record, colour, False)[2], data.network, knots)
+        self.n = len(self.placed.names)
         # per coefficient value |s| (the features' order): substrate edges per (metabolite, reaction) and knots
         self._classes = [(incidence.toarray(), class_knots)
-                         for _, incidence, class_knots in self.shape_knots.substrates]
+                         for _, incidence, class_knots in self.placed.substrates]
         self.n_substrate = sum(0 if k is None else len(k) - 1 for _, k in self._classes)  # the rest: aggregate
 
     def __call__(self, x: np.ndarray, aggregate: np.ndarray) -> np.ndarray:
         """Features (B, J, F) of states x (B, M) with the frozen model's aggregates there (B, J)."""
-        return shape_features(x, aggregate, self.network, self.knots, self.shape_knots).values
+        return shape_features(x, aggregate, self.network, self.knots, self.placed).values
 
     def log_factor_slopes(self, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
         """d (phi gamma) / d c at states x: (B, J, M), through the substrates' log concentrations (the features
