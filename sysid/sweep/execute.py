@@ -78,16 +78,12 @@ def one_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def pinned_threads() -> Iterator[None]:
     """One torch and one BLAS/OpenMP thread, so that parallel cells do not fight over the cores."""
-    import torch
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    from sysid.threads import torch_threads
+
+    with torch_threads(1), threadpool_limits(limits=1):
+        yield
 
 
 @contextlib.contextmanager
