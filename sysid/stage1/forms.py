@@ -265,16 +265,19 @@ def fit_form(rows: PooledRows, form: str) -> GroupCurve:
 
     bounds = _shape_bounds(form, lo, hi)
     search = ProjectedRss(rows.subset(SEARCH_MEMBERS), form, centre)
+    # the box in the search's own coordinates: a grid point on its edge (K at its largest, the line limit) maps
+    # back to itself exactly, where the round trip through the shape could step past the edge by a rounding
+    low, high = shape_to_free(form, tuple(bounds[:, 0])), shape_to_free(form, tuple(bounds[:, 1]))
 
-    def rss_of(shape) -> float:
-        if np.any(np.asarray(shape) < bounds[:, 0]) or np.any(np.asarray(shape) > bounds[:, 1]):
+    def rss_of(x: np.ndarray) -> float:
+        if np.any(x < low) or np.any(x > high):
             return np.inf
-        return float(search([tuple(shape)])[0])
+        return float(search([free_to_shape(form, x)])[0])
 
     grid = _shape_grid(form, bounds)
     on_grid = search(grid)
     start = grid[int(np.argmin(on_grid))]
-    res = minimize(lambda x: rss_of(free_to_shape(form, x)), shape_to_free(form, start), method="Nelder-Mead",
+    res = minimize(rss_of, shape_to_free(form, start), method="Nelder-Mead",
                    options={"xatol": 1e-4, "fatol": 1e-12, "maxiter": 300})
     shape = free_to_shape(form, res.x) if res.fun <= on_grid.min() else start
     coef, rss = rows.solve(rows.design(form, shape, centre))

@@ -1,5 +1,7 @@
 """Candidate curve forms of stage 1, on synthetic windowed rows with a known law."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from sysid.stage1.forms import (
     ProjectedRss,
     choose_form,
     features,
+    fit_form,
     free_to_shape,
     shape_to_free,
     shaped_feature,
@@ -148,3 +151,17 @@ def test_the_saturating_feature_is_k_tanh():
     np.testing.assert_allclose(shaped_feature("saturating", (2.5, 6.0), c), 2.5 * np.tanh((c - 6.0) / 2.5),
                                rtol=0, atol=1e-14)
     assert shaped_feature("saturating", (2.5, 6.0), np.array(6.0)).shape == ()
+
+
+def test_a_shape_search_that_starts_on_the_edge_of_its_box_refines_it_quietly():
+    """On a noise-free line the saturating form's best grid shape is its line limit (K at the box's largest);
+    the search must start there (before, the start's round trip stepped past the edge: every vertex cost inf,
+    numpy warned on the user's screen and the grid point stood unrefined)."""
+    rows = _rows(lambda c: -0.001 * (c - 4.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curve = fit_form(rows, "saturating")
+    c = rows.conc.ravel()
+    lo, hi = np.percentile(c, [1, 99])
+    assert 0.02 * (hi - lo) <= curve.shape[0] <= 100.0 * (hi - lo) and lo <= curve.shape[1] <= hi
+    assert curve.rss < 1e-10 * np.sum(rows.y**2)  # the line is (nearly) inside the form's reach
