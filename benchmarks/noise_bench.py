@@ -11,7 +11,9 @@ per-metabolite 95% intervals (raw estimate +- 1.96 se, as in fits.csv) that
 contain the true slope and offset, and of the per-group intervals (groups.json,
 slope and offset of each true type's majority group), with the RMS over seeds
 of the group estimates' errors in standard errors (1 when their errors are
-calibrated; a few intervals' coverage alone cannot tell). The Cramer-Rao bound is computed at the
+calibrated; a few intervals' coverage alone cannot tell), and which answer stands ("output error", or
+"stage 1" where the output error did not run, did not converge, or predicted its held-out blocks worse).
+The Cramer-Rao bound is computed at the
 truth (exact frozen model, true slopes, noise-free states) with the per-reaction
 rate multipliers and every window's start as nuisance parameters, on windows of
 ``--bound-steps`` integration steps (default 100; sysid.stage1.bound); it scales with the noise level, so
@@ -39,6 +41,7 @@ from sysid.simulation import simulate
 from sysid.stage1.bound import SlopeBound, cramer_rao_bound
 from sysid.stage1.fit import fit_stage1
 from sysid.stage1.identifiability import MIN_Z
+from sysid.stage1.output_error import OutputErrorRegression
 
 CASES = {  # record_every, noise level, noise kind, target ratio error
     "a": (10, 0.0, "absolute", 0.02),
@@ -68,6 +71,7 @@ def run_case(case: str, seed: int, small: bool, bounds: dict | None, cache: Path
         "ratios": [m[f"stage1_slope_ratio_{k}"] for k in range(t.n_types)]
         + [m[f"stage1_offset_ratio_{k}"] for k in range(t.n_types)],
         "acc": m["stage1_group_acc"], "n_groups": m["stage1_n_groups"], "seconds": seconds,
+        "answer": "output error" if isinstance(result.regression, OutputErrorRegression) else "stage 1",
         "unidentified": int((~fit.identified).sum()),
         "cover_slope": float(np.mean(np.abs(fit.raw_slope - slope) <= 1.96 * fit.slope_se)),
         "cover_offset": float(np.mean(np.abs(fit.raw_offset - offset) <= 1.96 * fit.offset_se)),
@@ -175,8 +179,8 @@ def summarise(case: str, all_rows: list[dict]) -> list[str]:
     rows = [(seed, r) for seed, r in all_rows if "error" not in r]
     lines = [f"## case ({case}): record_every {every}, {kind} noise {noise}; target: ratios within {target:.0%}", "",
              "| seed | slope ratios | offset ratios | group acc | groups | not identified | cover slope | "
-             "cover offset | cover group | stage-1 s |", "|" + " --- |" * 10]
-    lines += [f"| {seed} | failed: {error} | | | | | | | | |" for seed, error in failed]
+             "cover offset | cover group | answer | stage-1 s |", "|" + " --- |" * 11]
+    lines += [f"| {seed} | failed: {error} | | | | | | | | | |" for seed, error in failed]
     if not rows:
         return [*lines, ""]
     for seed, r in rows:
@@ -184,7 +188,7 @@ def summarise(case: str, all_rows: list[dict]) -> list[str]:
         lines.append(f"| {seed} | {' / '.join(f'{v:.4f}' for v in r['ratios'][:n])} | "
                      f"{' / '.join(f'{v:.4f}' for v in r['ratios'][n:])} | {r['acc']:.3f} | {int(r['n_groups'])} | "
                      f"{r['unidentified']} | {r['cover_slope']:.2f} | {r['cover_offset']:.2f} | "
-                     f"{np.mean(np.abs(r['group_z']) <= 1.96):.2f} | {r['seconds']:.1f} |")
+                     f"{np.mean(np.abs(r['group_z']) <= 1.96):.2f} | {r.get('answer', '')} | {r['seconds']:.1f} |")
     worst = max(abs(v - 1) for _, r in rows for v in r["ratios"])
     group_z = np.concatenate([r["group_z"] for _, r in rows])
     misses = sum(any(abs(v - 1) > target for v in r["ratios"]) for _, r in rows) + len(failed)
