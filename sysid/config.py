@@ -156,7 +156,7 @@ class Stage1Config:
     output_error_max_steps: int = 400  # output-error windows spanning more integration steps are left out
     noise_kind: str = "auto"  # output error: "absolute", "relative" (log-normal) or "auto" (told by the data)
     tied_groups: bool = True  # output error: each group's values refitted with its members' parameters tied
-    output_error_shape: str = "euler"  # output error: also fit MLP_sub shape corrections: "off", "euler" or "all"
+    output_error_shape: str = "all"  # output error: also fit MLP_sub shape corrections: "all", "euler" or "off"
     forms: tuple[str, ...] = STAGE1_FORMS  # candidate curve forms per group (sysid/stage1/forms.py)
     form_threshold: float = 0.3  # share of the line's weighted RSS a curve must remove to be eligible
 

@@ -158,8 +158,8 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
 
 def output_error_knots(model: FrozenModel, cfg: Stage1Config, sparse: bool) -> int:
     """Knots of the output error's MLP_sub shape corrections (0: none): ``cfg.shape_knots`` where
-    ``output_error_shape`` asks for them on this kind of record (``euler``: not on a ``sparse`` one, where they
-    were measured on one seed only) and the frozen model takes shape corrections."""
+    ``output_error_shape`` asks for them on this kind of record (``all``, the default: on every record;
+    ``euler``: not on a ``sparse`` one) and the frozen model takes shape corrections."""
     wanted = cfg.output_error_shape == "all" or (cfg.output_error_shape == "euler" and not sparse)
     return cfg.shape_knots if wanted and uses_shape_corrections(model) else 0
 

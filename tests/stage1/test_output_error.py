@@ -151,12 +151,12 @@ def test_output_error_windows_and_noise_kind_are_validated():
         Stage1Config(output_error_shape="on")
 
 
-def test_shape_corrections_by_default_on_euler_records_only():
+def test_shape_corrections_by_default_on_every_record():
     model, plain = SimpleNamespace(), SimpleNamespace(shape_corrections=False)
     cfg = Stage1Config()
     assert output_error_knots(model, cfg, sparse=False) == cfg.shape_knots > 0
-    assert output_error_knots(model, cfg, sparse=True) == 0  # not measured on sparse records
-    assert output_error_knots(model, Stage1Config(output_error_shape="all"), sparse=True) == cfg.shape_knots
+    assert output_error_knots(model, cfg, sparse=True) == cfg.shape_knots
+    assert output_error_knots(model, Stage1Config(output_error_shape="euler"), sparse=True) == 0
     assert output_error_knots(model, Stage1Config(output_error_shape="off"), sparse=False) == 0
     assert output_error_knots(plain, cfg, sparse=False) == 0  # a frozen model without shape corrections
 
