@@ -155,8 +155,8 @@ def test_the_saturating_feature_is_k_tanh():
 
 def test_a_shape_search_that_starts_on_the_edge_of_its_box_refines_it_quietly():
     """On a noise-free line the saturating form's best grid shape is its line limit (K at the box's largest);
-    the search must start there (before, the start's round trip stepped past the edge: every vertex cost inf,
-    numpy warned on the user's screen and the grid point stood unrefined)."""
+    the search must start there (before, the start's round trip through the shape stepped past the edge, so the
+    start cost inf: numpy warned on the user's screen and the grid point stood unrefined)."""
     rows = _rows(lambda c: -0.001 * (c - 4.0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
