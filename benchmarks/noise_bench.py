@@ -11,10 +11,10 @@ per-metabolite 95% intervals (raw estimate +- 1.96 se, as in fits.csv) that
 contain the true slope and offset, and of the per-group intervals (groups.json,
 slope and offset of each true type's majority group), with the RMS over seeds
 of the group estimates' errors in standard errors (1 when their errors are
-calibrated; a few intervals' coverage alone cannot tell), and which answer stands ("output error", or
-"stage 1" where the output error did not run, did not converge, or predicted its held-out blocks worse).
-The Cramer-Rao bound is computed at the
-truth (exact frozen model, true slopes, noise-free states) with the per-reaction
+calibrated; a few intervals' coverage alone cannot tell), and which answer
+stands ("output error", or "stage 1" where the output error did not run, did
+not converge, or predicted its held-out blocks worse). The Cramer-Rao bound is
+computed at the truth (exact frozen model, true slopes, noise-free states) with the per-reaction
 rate multipliers and every window's start as nuisance parameters, on windows of
 ``--bound-steps`` integration steps (default 100; sysid.stage1.bound); it scales with the noise level, so
 it is computed once per seed and record and scaled. Efficiency: the RMSE of the
