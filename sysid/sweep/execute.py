@@ -23,6 +23,7 @@ from pathlib import Path
 from sysid.io.atomic import atomic_dir
 from sysid.sweep.cells import Cell
 from sysid.sweep.kinds import runner
+from sysid.threads import torch_threads
 
 log = logging.getLogger(__name__)
 OK, FAILED, TIMEOUT = "ok", "failed", "timeout"
@@ -79,8 +80,6 @@ def one_line(exc: BaseException) -> str:
 def pinned_threads() -> Iterator[None]:
     """One torch and one BLAS/OpenMP thread, so that parallel cells do not fight over the cores."""
     from threadpoolctl import threadpool_limits
-
-    from sysid.threads import torch_threads
 
     with torch_threads(1), threadpool_limits(limits=1):
         yield
