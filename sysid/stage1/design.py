@@ -259,6 +259,15 @@ def _reaction_block(S: np.ndarray, per_window: np.ndarray, row_of: np.ndarray, n
     return sparse.csr_matrix((rv[ok], (rr[ok], rc[ok])), shape=(n_rows, S.shape[1]))
 
 
+def _dense_block(values: np.ndarray) -> sparse.csr_matrix:
+    """A dense (rows, columns) block as CSR with every entry stored (zeros too): no scan for the nonzeros."""
+    n_rows, n_cols = values.shape
+    if n_cols == 0:
+        return sparse.csr_matrix(values.shape)
+    indices, indptr = np.tile(np.arange(n_cols), n_rows), np.arange(0, values.size + 1, n_cols)
+    return sparse.csr_matrix((values.ravel(), indices, indptr), shape=values.shape)
+
+
 def window_runs(starts: np.ndarray, window: int) -> list[tuple[int, int]]:
     """(first, end) index ranges of windows that follow each other back to back (start + window = next start)."""
     breaks = np.flatnonzero(np.diff(starts) != window) + 1
@@ -326,7 +335,7 @@ def build_design(
         sparse.csr_matrix((c_win[rows_win, rows_met], (idx, rows_met)), shape=(n_rows, n_met)),
         sparse.csr_matrix((np.full(n_rows, window * dt), (idx, rows_met)), shape=(n_rows, n_met)),
         _reaction_block(S, dt * window_sum(rates, starts, window, ramp, trapezoid), row_of, n_rows),
-        sparse.csr_matrix(shape_block[rows_met, rows_win]),
+        _dense_block(shape_block[rows_met, rows_win]),
     ]
     if monomials is not None:
         blocks.append(_reaction_block(S, dt * window_sum(monomials, starts, window, ramp, trapezoid), row_of, n_rows))

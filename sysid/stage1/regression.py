@@ -39,9 +39,28 @@ def solve_normal_equations(design: Design, ridge: float, row_weights: np.ndarray
     """(Weighted) least squares via column-scaled normal equations; unused columns get 0."""
     if design.X.shape[1] > BLOCK_COLUMNS:
         return solve_eliminating_pairs(design, np.ones(len(design.y)) if row_weights is None else row_weights, ridge)
-    Xw = design.X if row_weights is None else design.X.multiply(row_weights[:, None]).tocsr()
-    A = (Xw.T @ design.X).toarray()
-    return normal_solve(A, Xw.T @ design.y, ridge)
+    return normal_solve(*weighted_gram(design, row_weights), ridge)
+
+
+def weighted_gram(design: Design, row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """X^T W X and X^T W y of the design. Its shape-correction columns are dense (every row has all of them):
+    their products go through BLAS, the sparse rest's through sparse products (half the time of one sparse
+    product of the whole design on the default regime)."""
+    X = design.X.tocsc()
+    w = np.ones(X.shape[0]) if row_weights is None else row_weights
+    dense = np.arange(design.shape_cols.start, design.shape_cols.stop)
+    rest = np.setdiff1d(np.arange(X.shape[1]), dense)
+    D, R = X[:, dense].toarray(), X[:, rest].tocsr()
+    Rw = R.T.multiply(w[None, :]).tocsr()  # (columns, rows)
+    Dw = D * w[:, None]
+    A = np.empty((X.shape[1], X.shape[1]))
+    A[np.ix_(rest, rest)] = (Rw @ R).toarray()
+    A[np.ix_(rest, dense)] = Rw @ D
+    A[np.ix_(dense, rest)] = A[np.ix_(rest, dense)].T
+    A[np.ix_(dense, dense)] = Dw.T @ D
+    b = np.empty(X.shape[1])
+    b[rest], b[dense] = Rw @ design.y, Dw.T @ design.y
+    return A, b
 
 
 def normal_solve(A: np.ndarray, b: np.ndarray, ridge: float) -> np.ndarray:
