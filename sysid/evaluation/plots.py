@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from sysid.curves import SWEEP  # noqa: E402
 from sysid.truth import Truth  # noqa: E402
@@ -19,6 +20,19 @@ def _save(fig, path: Path | BinaryIO) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _log_y(ax) -> None:
+    """A log y axis labelled with plain numbers (10, 0.01, 2e-05): matplotlib's default powers of ten go through
+    its mathtext engine, whose first use costs about 0.25 s of every command that draws one."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(_decade_label))
+    ax.yaxis.set_minor_formatter(ticker.LogFormatter(10, labelOnlyBase=False))  # labels them when few decades
+
+
+def _decade_label(value: float, _position) -> str:
+    """A major tick of a log axis (a power of ten): 0.001 to 10000 written out, further ones as 1e-05, 1e+06."""
+    return f"{value:g}" if 1e-3 <= value <= 1e4 else f"{value:.0e}"
 
 
 def rate_constants(learned: np.ndarray, truth: np.ndarray, r2: float, path: Path) -> None:
@@ -64,7 +78,8 @@ def loss_curves(curves: dict[str, list[float]], path: Path | BinaryIO, ylabel: s
         if len(values):
             x = (steps or {}).get(name, np.arange(1, len(values) + 1))
             ax.plot(x, values, label=name, marker="o" if name in (steps or {}) else None)
-    ax.set(xlabel="step", ylabel=ylabel, yscale="log")
+    ax.set(xlabel="step", ylabel=ylabel)
+    _log_y(ax)
     if ax.get_legend_handles_labels()[1]:  # a from-truth model has no loss curve
         ax.legend()
     _save(fig, path)
@@ -127,12 +142,14 @@ def detectability(z_score: np.ndarray, identified: np.ndarray, z_min: float, pat
     ax.scatter(idx[identified], z[identified], s=10, label="identified")
     ax.scatter(idx[~identified], z[~identified], s=18, marker="x", color="C3", label="not identified")
     ax.axhline(z_min, color="grey", ls="--", lw=1)
-    ax.set(yscale="log", xlabel="metabolite", ylabel="|slope| / se", title="detectability")
+    ax.set(xlabel="metabolite", ylabel="|slope| / se", title="detectability")
+    _log_y(ax)
     ax.legend(fontsize=8)
     if crb_relative is not None:
         ax = axes[0, 1]
         ax.scatter(idx, np.maximum(crb_relative, 1e-6), s=10)
-        ax.set(yscale="log", xlabel="metabolite", ylabel="Cramer-Rao sd / |slope|", title="physical limit of the slope")
+        ax.set(xlabel="metabolite", ylabel="Cramer-Rao sd / |slope|", title="physical limit of the slope")
+        _log_y(ax)
     _save(fig, path)
 
 
