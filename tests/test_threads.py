@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from sysid.stage1.forms import PooledRows, choose_form
+from sysid.stage1.forms import PooledRows, choose_form, choose_forms
 from sysid.stage1.residuals import window_sum
 from sysid.threads import allowed, torch_threads
 
@@ -18,23 +18,39 @@ def test_the_budget_is_the_blas_limit_and_torch_threads_are_restored():
     assert torch.get_num_threads() == before
 
 
-def test_the_curve_forms_are_the_same_on_one_thread_and_on_two():
-    """choose_form fits its forms in a thread pool as wide as the budget: the chosen curve and every BIC are
-    the same to the bit with one thread as with two."""
-    rng = np.random.default_rng(0)
+def _group_rows(law, seed: int) -> PooledRows:
+    """Six members' windowed rows of the regulation ``law`` (noise-free)."""
+    rng = np.random.default_rng(seed)
     conc = np.maximum(5.0 + 4.0 * np.sin(0.01 * np.arange(801)[:, None] * (1 + np.arange(6)) + rng.uniform(0, 6, 6)),
                       0.0)
     starts = np.arange(0, 790, 10)
-    windowed = 0.1 * window_sum(-0.6 * np.tanh((conc - 5.0) / 2.0), starts, 10)  # a saturating law
+    windowed = 0.1 * window_sum(law(conc), starts, 10)
     win, member = np.meshgrid(np.arange(len(starts)), np.arange(6), indexing="ij")
-    rows = PooledRows(conc, windowed[win.ravel(), member.ravel()], member.ravel(), win.ravel(),
+    return PooledRows(conc, windowed[win.ravel(), member.ravel()], member.ravel(), win.ravel(),
                       np.ones(win.size), starts, 10, 1, False, 0.1)
+
+
+def test_the_curve_forms_are_the_same_on_one_thread_and_on_two():
+    """choose_form fits its forms in a thread pool as wide as the budget: the chosen curve and every BIC are
+    the same to the bit with one thread as with two."""
+    rows = _group_rows(lambda c: -0.6 * np.tanh((c - 5.0) / 2.0), 0)  # a saturating law
     with threadpool_limits(limits=1):
         one = choose_form(rows)
     with threadpool_limits(limits=2):
         two = choose_form(rows)
     assert one[0] == two[0] and one[1] == two[1]
     assert one[0].form != "linear"  # the pool did fit the shaped forms
+
+
+def test_several_groups_forms_in_one_pool_are_each_groups_own():
+    """choose_forms runs every (group, form) fit in one pool: each group's curve and BICs are to the bit those
+    of choose_form on that group alone."""
+    groups = [_group_rows(lambda c: -0.6 * np.tanh((c - 5.0) / 2.0), 0), _group_rows(lambda c: 0.3 - 0.1 * c, 1)]
+    with threadpool_limits(limits=2):
+        together = choose_forms(groups)
+    alone = [choose_form(rows) for rows in groups]
+    assert together == alone
+    assert [curve.form for curve, _ in together][0] != "linear"
 
 
 def test_shape_features_in_blocks_on_two_threads_are_those_in_one_block(monkeypatch):

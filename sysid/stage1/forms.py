@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pysindy as ps
@@ -296,11 +295,25 @@ def choose_form(rows: PooledRows, candidates: tuple[str, ...] = CANDIDATES, thre
     weighted RSS by more than ``threshold`` (relative); the nonlinear example
     regimes gain 64-90%.
     """
+    return choose_forms([rows], candidates, threshold)[0]
+
+
+def choose_forms(groups: Sequence[PooledRows], candidates: tuple[str, ...] = CANDIDATES, threshold: float = 0.3
+                 ) -> list[tuple[GroupCurve, dict[str, float]]]:
+    """:func:`choose_form` of each group's rows. Every (group, form) fit is its own task in one thread pool as
+    wide as the budget (numpy frees the GIL; one BIC thread each), the shaped forms' searches first: they
+    take most of the time, and two groups' searches then run side by side."""
     forms = list(dict.fromkeys(("linear", *candidates)))
-    workers = min(len(forms), allowed())
-    # one form per thread (numpy frees the GIL), each with one BLAS thread: no more threads than the budget
+    tasks = sorted(((g, form) for g in range(len(groups)) for form in forms), key=lambda t: t[1] not in N_SHAPE)
+    workers = min(len(tasks), allowed())
     with threadpool_limits(limits=1 if workers > 1 else None), ThreadPoolExecutor(max_workers=workers) as pool:
-        fits = dict(zip(forms, pool.map(partial(fit_form, rows), forms), strict=True))
+        fitted = dict(zip(tasks, pool.map(lambda task: fit_form(groups[task[0]], task[1]), tasks), strict=True))
+    return [_lowest_eligible({form: fitted[g, form] for form in forms}, threshold) for g in range(len(groups))]
+
+
+def _lowest_eligible(fits: dict[str, GroupCurve], threshold: float) -> tuple[GroupCurve, dict[str, float]]:
+    """The lowest-BIC fit among the line and the forms that lower its weighted RSS by more than ``threshold``
+    (relative); and every form's BIC, in the candidates' order."""
     line = fits["linear"].rss
     eligible = [f for form, f in fits.items() if form == "linear" or f.rss < (1.0 - threshold) * line]
     best = min(eligible, key=lambda f: f.bic)

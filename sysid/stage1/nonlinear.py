@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sysid.stage1.forms import CANDIDATES, GroupCurve, PooledRows, choose_form, fit_form
+from sysid.stage1.forms import CANDIDATES, GroupCurve, PooledRows, choose_forms, fit_form
 from sysid.stage1.regression import HomeostasisRegression
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,9 @@ def pooled_rows(reg: HomeostasisRegression, conc: np.ndarray, members: np.ndarra
 
 
 def _fit_groups(reg, conc, labels, dt, candidates, threshold):
-    curves, bics = [], []
-    for g in range(labels.max() + 1):
-        members = np.nonzero(labels == g)[0]
-        curve, bic = choose_form(pooled_rows(reg, conc, members, dt), candidates, threshold)
-        curves.append(curve)
-        bics.append(bic)
-    return curves, bics
+    rows = [pooled_rows(reg, conc, np.nonzero(labels == g)[0], dt) for g in range(labels.max() + 1)]
+    chosen = choose_forms(rows, candidates, threshold)
+    return [curve for curve, _ in chosen], [bic for _, bic in chosen]
 
 
 class SingleRows:
