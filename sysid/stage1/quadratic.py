@@ -23,10 +23,13 @@ LINEAR_TERMS = (0, 1)  # constant and c: never thresholded
 
 def windowed_library(conc: np.ndarray, starts: np.ndarray, window: int, dt: float, ramp: int = 1,
                      trapezoid: bool = False) -> np.ndarray:
-    """dt * sum over each (ramped) window of (1, c, c^2): (n_windows, 3)."""
+    """dt * sum over each (ramped) window of (1, c, c^2): (n_windows, 3) for one metabolite's c (frames,), or
+    (n_windows, n, 3) for n metabolites' (frames, n) at once (one library call)."""
     library = ps.PolynomialLibrary(degree=DEGREE, include_bias=True)
-    per_frame = library.fit_transform(conc.reshape(-1, 1).astype(np.float64))
-    return dt * window_sum(np.asarray(per_frame), starts, window, ramp, trapezoid)
+    conc = np.asarray(conc, np.float64)
+    per_frame = np.asarray(library.fit_transform(conc.reshape(-1, 1))).reshape(len(conc), -1)
+    windowed = dt * window_sum(per_frame, starts, window, ramp, trapezoid)
+    return windowed.reshape(len(windowed), *conc.shape[1:], -1)
 
 
 def needs_quadratic(theta: np.ndarray, target: np.ndarray, threshold: float) -> bool:

@@ -213,12 +213,12 @@ class HomeostasisRegression:
         self.quadratic_ = np.zeros(n, bool)
         # per row (metabolite, window): what the linear law leaves over (read by sysid.stage1.misfit)
         self.rows_met_, self.rows_win_, self.law_residual_ = design.rows_met, design.rows_win, np.zeros(len(clean))
+        library = windowed_library(conc, starts, self.window, dt, self.ramp, self.trapezoid)  # (windows, n, 3)
         for i in range(n):
             rows = np.nonzero(design.rows_met == i)[0]
             if len(rows) < 3:
                 continue
-            theta = windowed_library(conc[:, i], starts, self.window, dt, self.ramp, self.trapezoid)
-            theta = theta[design.rows_win[rows]]
+            theta = library[design.rows_win[rows], i]
             fit = OLS(clean[rows], theta[:, [1, 0]]).fit(cov_type="HAC", cov_kwds={"maxlags": self.hac_maxlags})
             self.slope_[i], self.offset_[i] = fit.params
             self.slope_se_[i], self.offset_se_[i] = fit.bse

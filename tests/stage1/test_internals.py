@@ -412,6 +412,18 @@ def test_windowed_library_integrates_one_c_and_c_squared():
                                                             window, 3, True), rtol=1e-12)
 
 
+def test_windowed_library_of_several_metabolites_is_each_ones():
+    """(frames, n) concentrations give (windows, n, 3): column i is the library of metabolite i alone."""
+    rng = np.random.default_rng(14)
+    conc = smooth_positive(rng, 600, 4, base=2.0)
+    starts = window_starts(600, 10)[:-1]  # room for the ramp and the trapezoid's end frame
+    together = windowed_library(conc, starts, 10, 0.1, ramp=2, trapezoid=True)
+    assert together.shape == (len(starts), 4, 3)
+    for i in range(4):
+        np.testing.assert_allclose(together[:, i], windowed_library(conc[:, i], starts, 10, 0.1, ramp=2,
+                                                                    trapezoid=True), rtol=1e-14)
+
+
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_quadratic_term_is_kept_when_planted_and_dropped_when_absent(seed):
     """The kept-or-dropped rule: the c^2 column, normalised, must carry >= threshold of the target's norm."""
