@@ -39,13 +39,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 from scipy import linalg
+from threadpoolctl import threadpool_limits
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
+from sysid.stage1.information import SandwichInformation, StepInformation, eliminate, eliminate_starts
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
     Observation,
-    Weighed,
     fitted_noise,
     metabolite_rms,
     relative_fits_better,
@@ -189,7 +190,14 @@ class OutputErrorRegression:
     def fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None = None,
             use: np.ndarray | None = None) -> OutputErrorRegression:
         """Fit from parameters ``start`` and window starts read from ``states`` (default: the record), on the
-        windows whose samples ``use`` allows (default: all)."""
+        windows whose samples ``use`` allows (default: all). On one BLAS thread: the passes are many mid-sized
+        products, and on two threads a pass over windows of 80 samples took about twice as long (case (b), 2
+        CPUs; torch is on one thread already in ``sysid fit``)."""
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(data, model, start, states, use)
+
+    def _fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None,
+             use: np.ndarray | None) -> OutputErrorRegression:
         y = data.concentrations.astype(np.float64)
         first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
         samples = first[:, None] + np.arange(self.window)[None, :]
@@ -236,10 +244,11 @@ class OutputErrorRegression:
     def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True,
               sandwich: bool = False):
         """Objective of the windows from starts x0 (:func:`weighed_residuals`), the weighted squares of the
-        readings above zero, and, with ``sensitivities``, each window's information (B, P + M, P + M) and gradient
-        (B, P + M) (P = 0 with only the starts free). The information of a step is summed in float32 (torch:
-        batched and threaded); with ``sandwich``, the information is instead the pair (bread, meat) of the
-        sandwich covariance, both in float64 (float32 sums gave negative variances on (c) seed 10)."""
+        readings above zero, and, with ``sensitivities``, the information (:class:`StartBlocks`: what the
+        elimination of the window starts needs) and each window's gradient (B, P + M) (P = 0 with only the starts
+        free). The information of a step is summed in float32 (:class:`StepInformation`); with ``sandwich``, it
+        is instead the pair (bread, meat) of the sandwich covariance, each window's (B, P + M, P + M), in float64
+        (float32 sums gave negative variances on (c) seed 10)."""
         info = grad = None
         cost = chi2 = 0.0
         for k, x, sens in self._simulate(data, model, params, x0, sensitivities):
@@ -250,7 +259,8 @@ class OutputErrorRegression:
             if weighed.factor is not None:
                 sens = sens * weighed.factor[:, :, None]
             if info is None:
-                info = _Information(len(x), sens.shape[2], sandwich)
+                n_par, n_cols = sens.shape[2] - x.shape[1], sens.shape[2]
+                info = SandwichInformation(len(x), n_cols) if sandwich else StepInformation(len(x), n_par, x.shape[1])
                 grad = np.zeros((len(x), sens.shape[2]))
             info.add(sens, weighed)
             grad += np.einsum("bmp,bm->bp", sens, weighed.wr)
@@ -259,9 +269,8 @@ class OutputErrorRegression:
     def _step(self, params: Corrected, x0, info, grad, damping: float):
         """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts
         back-substituted."""
-        n_met = len(params.slope)
-        n_par = info.shape[1] - n_met  # parameter columns of the information (none with only the starts free)
-        reduced, rhs, parts = _eliminate_starts(info, grad, n_par, damping)
+        n_met, n_par = len(params.slope), len(info.params)  # no parameter columns with only the starts free
+        reduced, rhs, parts = eliminate(info, grad, damping)
         _add_prior(params, reduced, rhs)
         basis = _basis(self._free_index(n_met, n_par))  # the system in the fitted values z: parameters = basis @ z
         delta = np.zeros(n_par)
@@ -291,7 +300,7 @@ class OutputErrorRegression:
         n_met = len(params.slope)
         n_par = len(params.vector())
         (bread, meat), grad, _, _ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
-        reduced, _, parts = _eliminate_starts(bread, grad, n_par, 0.0)
+        reduced, _, parts = eliminate_starts(bread, grad, n_par, 0.0)
         _add_prior(params, reduced)
         profiled = np.zeros((n_par, n_par))
         for m, (solved, _) in zip(meat, parts, strict=True):
@@ -316,26 +325,6 @@ class OutputErrorRegression:
         self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, 2 * n_met + n_rxn)
 
 
-class _Information:
-    """Per-window sums of J^T W J over a pass: the step's information (float32) or, for the sandwich
-    covariance, bread (the information) and meat (squared scores), in float64."""
-
-    def __init__(self, n_windows: int, n_cols: int, sandwich: bool):
-        dtype = torch.float64 if sandwich else torch.float32
-        self.sandwich = sandwich
-        self.sums = [torch.zeros((n_windows, n_cols, n_cols), dtype=dtype) for _ in range(2 if sandwich else 1)]
-
-    def add(self, sens: np.ndarray, weighed: Weighed) -> None:
-        weights = (weighed.w, weighed.wr**2) if self.sandwich else (weighed.w,)
-        for total, weight in zip(self.sums, weights, strict=True):
-            root = torch.from_numpy(sens * np.sqrt(weight)[:, :, None]).to(total.dtype)
-            total.baddbmm_(root.transpose(1, 2), root)
-
-    def result(self):
-        out = [total.double().numpy() for total in self.sums]
-        return tuple(out) if self.sandwich else out[0]
-
-
 def _add_prior(params: Corrected, reduced: np.ndarray, rhs: np.ndarray | None = None) -> None:
     """The shape corrections' prior (:meth:`Corrected.penalty`) in the reduced system, in place: half its
     curvature in the information, minus half its gradient in the right-hand side."""
@@ -354,21 +343,3 @@ def _basis(index: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(index >= 0)
     basis[rows, index[rows]] = 1.0
     return basis
-
-
-def _eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: float):
-    """Sum over windows of the Schur complements of the starts' blocks (damped by ``damping`` times their
-    diagonal), the reduced right-hand side, and per window (D^-1 B^T, D^-1 g_x) for back-substitution."""
-    reduced, rhs, parts = np.zeros((n_par, n_par)), np.zeros(n_par), []
-    for block, g in zip(info, grad, strict=True):
-        a, b, d = block[:n_par, :n_par], block[:n_par, n_par:], block[n_par:, n_par:]
-        d = d + np.diag(damping * np.diag(d) + 1e-12 * max(float(np.trace(d)), 1e-300) / len(d))
-        rhs_d = np.column_stack([b.T, g[n_par:]])
-        try:
-            solved = linalg.solve(d, rhs_d, assume_a="pos")
-        except linalg.LinAlgError:  # a start the window does not determine (a state held at zero): no step there
-            solved = linalg.pinvh(d, rtol=1e-6) @ rhs_d  # directions below float32 precision (the sums') dropped
-        reduced += a - b @ solved[:, :-1]
-        rhs += g[:n_par] - b @ solved[:, -1]
-        parts.append((solved[:, :-1], solved[:, -1]))
-    return reduced, rhs, parts
