@@ -135,7 +135,8 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
                 dvs += vs[:, :, None] * params.basis.log_factor_slopes(x, params.shape)
             jac = S @ dvs
             jac[:, diag, diag] += params.slope
-            sens = sens + h * torch.bmm(torch.from_numpy(jac), torch.from_numpy(sens)).numpy()
+            previous = torch.from_numpy(sens)  # sens + h jac sens in one batched product
+            sens = torch.baddbmm(previous, torch.from_numpy(jac), previous, alpha=h).numpy()
             if parameters:  # the direct effect of each parameter on this step
                 sens[:, diag, diag] += h * x
                 sens[:, diag, n_met + diag] += h
