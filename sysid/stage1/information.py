@@ -38,8 +38,8 @@ class StartBlocks(NamedTuple):
 class StepInformation:
     """:class:`StartBlocks` summed over a pass. Each step's parameter block, summed over windows, is one
     symmetric rank-k update in float32 (BLAS ssyrk: half the products of the windows' whole J^T W J; a pass over
-    the default regime's windows took 36-43% less time than with them), added up over the steps in float64; the
-    per-window blocks are batched float32 products (torch)."""
+    the default regime's windows took 36-43% less time than with every window's whole block), added up over the
+    steps in float64; the per-window blocks are batched float32 products (torch)."""
 
     def __init__(self, n_windows: int, n_par: int, n_met: int):
         self.n_par = n_par
