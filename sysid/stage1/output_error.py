@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -105,17 +106,19 @@ class Corrected:
 
 
 def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Corrected, *, window: int,
-                         substeps: int, delta_t: float, sensitivities: bool = True, parameters: bool = True
+                         substeps: int, delta_t: float, sensitivities: bool = True, free: str = "all"
                          ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Simulate the corrected frozen model from each window's start x (B, M) over ``window`` recorded samples.
 
     Yields (k, state (B, M), d state / d (slope, offset, scale, shape, start) (B, M, 2M + J + F + M) or None) at
-    every recorded sample k = 0..window-1 of the windows; without ``parameters``, d state / d start (B, M, M)
-    alone. A state clamped at zero by a step has zero sensitivity. The shape factor's derivative in c is that
-    through the substrates' log concentrations (:meth:`ShapeBasis.log_factor_slopes`)."""
+    every recorded sample k = 0..window-1 of the windows; with ``free`` ``scales``, d state / d (scale, shape,
+    start) (B, M, J + F + M), and with ``starts``, d state / d start (B, M, M) alone (the columns of parameters
+    held fixed are not propagated). A state clamped at zero by a step has zero sensitivity. The shape factor's
+    derivative in c is that through the substrates' log concentrations (:meth:`ShapeBasis.log_factor_slopes`)."""
     S = model.network().S.astype(np.float64)
     n_met, n_rxn = S.shape
-    n_par = len(params.vector()) if parameters else 0
+    first = carried_from(free, n_met, len(params.vector()))
+    n_par = len(params.vector()) - first
     colour = substrate_colouring(model.network().substrates)
     h = delta_t / substeps
     x = np.array(starts, np.float64)
@@ -137,12 +140,14 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
             jac[:, diag, diag] += params.slope
             previous = torch.from_numpy(sens)  # sens + h jac sens in one batched product
             sens = torch.baddbmm(previous, torch.from_numpy(jac), previous, alpha=h).numpy()
-            if parameters:  # the direct effect of each parameter on this step
+            if first == 0:  # the direct effect of each parameter carried on this step
                 sens[:, diag, diag] += h * x
                 sens[:, diag, n_met + diag] += h
-                sens[:, :, 2 * n_met : 2 * n_met + n_rxn] += h * S[None] * vs[:, None, :]
+            if n_par:
+                scales = 2 * n_met - first
+                sens[:, :, scales : scales + n_rxn] += h * S[None] * vs[:, None, :]
                 if phi is not None:
-                    sens[:, :, 2 * n_met + n_rxn : n_par] += h * np.einsum("ij,bjf->bif", S, vs[:, :, None] * phi)
+                    sens[:, :, scales + n_rxn : n_par] += h * np.einsum("ij,bjf->bif", S, vs[:, :, None] * phi)
         x = x + h * (vs @ S.T + params.slope * x + params.offset)
         clamped = x < 0.0
         x[clamped] = 0.0
@@ -208,9 +213,9 @@ class OutputErrorRegression:
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
         cost += params.penalty()
 
-        def accept(trial):
+        def accept(trial, sensitivities=True):
             t_params, t_x0 = trial
-            info, grad, t_cost, t_chi2 = self._pass(data, model, t_params, t_x0, observed, sd)
+            info, grad, t_cost, t_chi2 = self._pass(data, model, t_params, t_x0, observed, sd, sensitivities)
             return (t_params, t_x0, info, grad, t_chi2), t_cost + t_params.penalty()
 
         def on_step(iteration, new_cost, damping):
@@ -222,7 +227,7 @@ class OutputErrorRegression:
             trial_cost=lambda trial: self._pass(data, model, trial[0], trial[1], observed, sd,
                                                 sensitivities=False)[2] + trial[0].penalty(),
             accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations, tolerance=TOLERANCE,
-            on_step=on_step)
+            on_step=on_step, settle=partial(accept, sensitivities=False))
         n_rows = int((observed > 0).sum())
         self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows
         if self.free == "all" and self.covariance:
@@ -239,8 +244,7 @@ class OutputErrorRegression:
 
     def _simulate(self, data, model, params: Corrected, x0, sensitivities: bool = True):
         return window_sensitivities(model, x0, params, window=self.window, substeps=self.observation.substeps,
-                                    delta_t=data.delta_t, sensitivities=sensitivities,
-                                    parameters=self.free != "starts")
+                                    delta_t=data.delta_t, sensitivities=sensitivities, free=self.free)
 
     def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True,
               sandwich: bool = False):
@@ -270,10 +274,10 @@ class OutputErrorRegression:
     def _step(self, params: Corrected, x0, info, grad, damping: float):
         """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts
         back-substituted."""
-        n_met, n_par = len(params.slope), len(info.params)  # no parameter columns with only the starts free
+        n_par = len(info.params)  # the parameters carried: none with only the starts free
         reduced, rhs, parts = eliminate(info, grad, damping)
         _add_prior(params, reduced, rhs)
-        basis = _basis(self._free_index(n_met, n_par))  # the system in the fitted values z: parameters = basis @ z
+        basis = _basis(self._free_index(n_par))  # the system in the fitted values z: parameters = basis @ z
         delta = np.zeros(n_par)
         if basis.shape[1]:
             sub = basis.T @ reduced @ basis
@@ -281,15 +285,15 @@ class OutputErrorRegression:
             scaled = sub / diag[:, None] / diag[None, :] + damping * np.eye(len(sub))
             delta = basis @ (linalg.solve(scaled, basis.T @ rhs / diag, assume_a="pos") / diag)
         x_step = np.stack([dg - db @ delta for db, dg in parts])
-        return (params.stepped(delta) if n_par else params), np.maximum(x0 + x_step, 0.0)
+        if not n_par:
+            return params, np.maximum(x0 + x_step, 0.0)
+        held = len(params.vector()) - n_par  # the slopes and offsets with only the scales free
+        return params.stepped(np.concatenate([np.zeros(held), delta])), np.maximum(x0 + x_step, 0.0)
 
-    def _free_index(self, n_met: int, n_par: int) -> np.ndarray:
-        """Per parameter (slopes, offsets, scales) the index of the fitted value it takes: ``tie``, or each free
-        parameter its own; -1 for one that keeps its start (slopes and offsets with ``free="scales"``)."""
-        if self.tie is not None:
-            return self.tie
-        first = 2 * n_met if self.free == "scales" else 0
-        return np.where(np.arange(n_par) >= first, np.arange(n_par) - first, -1)
+    def _free_index(self, n_par: int) -> np.ndarray:
+        """Per carried parameter (slopes, offsets, scales; :func:`carried_from`) the index of the fitted value it
+        takes: ``tie``, or each its own."""
+        return np.arange(n_par) if self.tie is None else self.tie
 
     def _covariance(self, data, model, params: Corrected, x0, observed, sd, n_rows: int) -> None:
         """The sandwich covariance of the parameters, the starts profiled out: with R the reduced bread (the
@@ -307,7 +311,7 @@ class OutputErrorRegression:
         for m, (solved, _) in zip(meat, parts, strict=True):
             proj = np.hstack([np.eye(n_par), -solved.T])
             profiled += proj @ m @ proj.T
-        index = self._free_index(n_met, n_par)
+        index = self._free_index(n_par)
         basis = _basis(index)  # the covariance of the fitted values, spread to the parameters that take them
         dof = max(n_rows - basis.shape[1] - len(bread) * n_met, 1)
         cov = sandwich_covariance(basis.T @ reduced @ basis, basis.T @ profiled @ basis) * n_rows / dof
@@ -326,11 +330,17 @@ class OutputErrorRegression:
         self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, 2 * n_met + n_rxn)
 
 
+def carried_from(free: str, n_met: int, n_par: int) -> int:
+    """The first of the ``n_par`` parameters (slopes, offsets, scales, shape) whose sensitivities a fit with
+    ``free`` (``all``, ``scales`` or ``starts``) carries: those before it stay as they are."""
+    return {"all": 0, "scales": 2 * n_met, "starts": n_par}[free]
+
+
 def _add_prior(params: Corrected, reduced: np.ndarray, rhs: np.ndarray | None = None) -> None:
     """The shape corrections' prior (:meth:`Corrected.penalty`) in the reduced system, in place: half its
     curvature in the information, minus half its gradient in the right-hand side."""
     n = len(params.shape)
-    if n and reduced.shape[0] == len(params.vector()):  # not when only the starts are free
+    if n and len(reduced):  # the shape corrections are the last parameters carried (none with only starts free)
         idx = np.arange(reduced.shape[0] - n, reduced.shape[0])
         reduced[idx, idx] += 1.0 / SHAPE_PRIOR_SD**2
         if rhs is not None:

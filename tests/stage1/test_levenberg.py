@@ -100,3 +100,40 @@ def test_a_level_whose_system_is_singular_is_skipped():
                                 on_step=lambda _i, _c, d: steps.append(d))
     assert steps and min(steps) >= 1.0 and final < cost
     np.testing.assert_allclose(p, [AMPLITUDE, RATE], rtol=1e-4)
+
+
+
+def _run_logged(tolerance, max_iterations, settled):
+    """A fit of readings off the model, from a poor start: its parameters, final cost, accepted costs and the
+    callbacks that made its states (``linearised`` or ``settled``), with or without ``settle``."""
+    linearised, propose, trial_cost, _ = _problem(READINGS + 0.05 * np.sin(7.0 * TIMES))
+    calls: list[str] = []
+    steps: list[float] = []
+
+    def accept(p):
+        calls.append("linearised")
+        return linearised(p)
+
+    def settle(p):
+        calls.append("settled")
+        return (p, None, None), trial_cost(p)
+
+    state, cost = linearised(np.array([1.0, 0.2]))
+    out, final = minimise(state, cost, propose=propose, trial_cost=trial_cost, accept=accept, dampings=DAMPINGS,
+                          first=0, max_iterations=max_iterations, tolerance=tolerance,
+                          on_step=lambda _i, c, _d: steps.append(c), settle=settle if settled else None)
+    return out[0], final, steps, calls
+
+
+def test_the_step_that_ends_the_iterations_is_settled_without_a_linearisation():
+    # the same path as without ``settle`` (same answer, same accepted costs), but the last accepted trial is
+    # settled instead of linearised: when the tolerance ends the fit, and when the iterations run out
+    for tolerance, max_iterations in ((1e-3, 100), (0.0, 4)):
+        p_lin, final_lin, steps_lin, calls_lin = _run_logged(tolerance, max_iterations, settled=False)
+        p_set, final_set, steps_set, calls_set = _run_logged(tolerance, max_iterations, settled=True)
+        np.testing.assert_array_equal(p_set, p_lin)
+        assert final_set == final_lin and steps_set == steps_lin and len(steps_lin) > 1
+        assert calls_lin == ["linearised"] * len(steps_lin)
+        assert calls_set == ["linearised"] * (len(steps_lin) - 1) + ["settled"]
+        if tolerance == 0.0:
+            assert len(steps_lin) == max_iterations
