@@ -76,14 +76,15 @@ def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: t
         log.info("stage 1 output error: the record is too short to hold out blocks of %d samples; no comparison "
                  "with stage 1's answer", max(windows))
     use = None if held is None else ~held
-    fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
+    continued = partial(fit_continued, data, model, use=use, step=steps, covariance=False)  # the answer's alone
+    fit = continued(stage1, windows[:1], observation=observation)
     if fit is not None and check_kind and fit.relative_fits_better_ != observation.relative:
         observation = Observation(observation.substeps, not observation.relative)
-        fit = fit_continued(data, model, stage1, windows[:1], use=use, observation=observation, step=steps)
+        fit = continued(stage1, windows[:1], observation=observation)
     log.info("stage 1 output error: %s noise", "relative (log-normal)" if observation.relative else "absolute")
     if fit is not None and len(windows) > 1:  # the longer lengths, as far as the record has windows for them
-        longer = fit_continued(data, model, fit.params_, windows[1:], use=use, states=fit.states_,
-                               observation=replace(observation, sd=fit.noise_sd_), step=steps, accept=converged)
+        longer = continued(fit.params_, windows[1:], states=fit.states_,
+                           observation=replace(observation, sd=fit.noise_sd_), accept=converged)
         fit = fit if longer is None else longer
         windows = windows[: windows.index(fit.window) + 1]  # the held-out comparison's lengths: those used
     if fit is not None and shape is not None and converged(fit):
@@ -94,7 +95,7 @@ def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: t
                     "n/a" if fit is None else f"{np.nanmedian(fit.metabolite_rms_):.3g}")
         return None
     if held is None:
-        return fit
+        return fit.with_covariance(data, model)
     ours, theirs = held_out_costs(data, model, fit, stage1, windows, held, step=steps)
     log.info("stage 1 held-out blocks (%d samples): weighted rms %.4g noise sds with the output-error answer, %.4g "
              "with stage 1's", int(held.sum()), ours.rms_, theirs.rms_)
@@ -117,7 +118,7 @@ def with_shape_corrections(data: Dataset, model: MetabolismModel, basis: ShapeBa
     corrections never meet a length whose start is far off), weighing the readings as ``fit`` did.
     Levenberg-Marquardt only takes steps that lower the cost, so the fit ends at or below ``fit``'s; it is kept
     when it has converged (:func:`converged`), else ``fit`` stands."""
-    shaped = OutputErrorRegression(window=fit.window, observation=fit.observation).fit(
+    shaped = OutputErrorRegression(window=fit.window, observation=fit.observation, covariance=fit.covariance).fit(
         data, model, fit.params_.with_shape(basis), fit.states_, use)
     log.info("stage 1 output error with MLP_sub shape corrections (%d) over windows of %d samples: weighted rms "
              "%.3g noise sds (%.3g without)", basis.n, fit.window, shaped.rms_, fit.rms_)
@@ -162,16 +163,18 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
                   use: np.ndarray | None, free: str = "all", states: np.ndarray | None = None,
                   observation: Observation | None = None, reweigh: bool = True,
                   step: Callable[[OutputErrorRegression], None] | None = None,
-                  accept: Callable[[OutputErrorRegression], bool] | None = None) -> OutputErrorRegression | None:
+                  accept: Callable[[OutputErrorRegression], bool] | None = None, covariance: bool = True
+                  ) -> OutputErrorRegression | None:
     """Output error continued over window lengths ``windows`` on the samples ``use`` allows, the first length's
     window starts read from ``states`` (default: the record); the last fit (None when not even the first length
     leaves two windows, or one with only the starts free). With ``reweigh``, each length after the first weighs
-    the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit. Only
-    the last length fitted computes its covariance.
+    the readings by the noise sds of its predecessor's residuals. ``step`` is called with each length's fit. With
+    ``covariance`` (and ``free="all"``) the fit returned has its covariance (:meth:`with_covariance`), the fits
+    only continued from none.
 
     With ``accept``: when the last length's fit is not accepted, the fit of the longest length that is (None if
-    none is), its covariance computed at its answer. Each length still starts from the one before, accepted or
-    not (a short lead-in length may stay off the noise and the next one reach it)."""
+    none is). Each length still starts from the one before, accepted or not (a short lead-in length may stay off
+    the noise and the next one reach it)."""
     fit = last_accepted = None
     observation = Observation() if observation is None else observation
     lengths: list[int] = []  # up to the first length the record has too few windows for
@@ -183,8 +186,8 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
     for window in lengths:
         if fit is not None and reweigh:
             observation = fixed_noise(fit)
-        fit = OutputErrorRegression(window=window, free=free, observation=observation,
-                                    covariance=window == lengths[-1]).fit(data, model, params, states, use)
+        fit = OutputErrorRegression(window=window, free=free, observation=observation, covariance=False).fit(
+            data, model, params, states, use)
         params, states = fit.params_, fit.states_
         log.info("stage 1 output error (%s free) over windows of %d samples: weighted rms %.3g noise sds", free,
                  window, fit.rms_)
@@ -192,18 +195,12 @@ def fit_continued(data: Dataset, model: MetabolismModel, params: Corrected, wind
             step(fit)
         if accept is not None and accept(fit):
             last_accepted = fit
-    if accept is None or fit is None or fit is last_accepted:
-        return fit
-    return None if last_accepted is None else _with_covariance(data, model, last_accepted, use)
-
-
-def _with_covariance(data: Dataset, model: MetabolismModel, fit: OutputErrorRegression, use: np.ndarray | None
-                     ) -> OutputErrorRegression:
-    """``fit`` again without a step (its parameters and window starts as they are), now with its covariance."""
-    log.info("stage 1 output error: windows of %d samples are the longest whose fit is accepted (converged); "
-             "their answer is used", fit.window)
-    return OutputErrorRegression(window=fit.window, free=fit.free, observation=fit.observation, n_iterations=0,
-                                 tie=fit.tie).fit(data, model, fit.params_, fit.states_, use)
+    if accept is not None and fit is not None and fit is not last_accepted:
+        fit = last_accepted
+        if fit is not None:
+            log.info("stage 1 output error: windows of %d samples are the longest whose fit is accepted "
+                     "(converged); their answer is used", fit.window)
+    return fit.with_covariance(data, model) if fit is not None and covariance and free == "all" else fit
 
 
 class _Steps:

@@ -205,10 +205,8 @@ class OutputErrorRegression:
     def _fit(self, data: Dataset, model: MetabolismModel, start: Corrected, states: np.ndarray | None,
              use: np.ndarray | None) -> OutputErrorRegression:
         y = data.concentrations.astype(np.float64)
-        first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
+        first, observed, sd = self._readings(data, use)
         samples = first[:, None] + np.arange(self.window)[None, :]
-        observed = y[samples]  # (B, window, M)
-        sd = self.observation.noise(y)
         params, x0 = start, (y if states is None else states)[first].copy()
         info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
         cost += params.penalty()
@@ -229,7 +227,7 @@ class OutputErrorRegression:
             accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations, tolerance=TOLERANCE,
             on_step=on_step, settle=partial(accept, sensitivities=False))
         n_rows = int((observed > 0).sum())
-        self.cost_, self.rms_, self.n_rows_ = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows
+        self.cost_, self.rms_, self.n_rows_, self._use = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows, use
         if self.free == "all" and self.covariance:
             self._covariance(data, model, params, x0, observed, sd, n_rows)
         self.states_ = y.copy()
@@ -241,6 +239,26 @@ class OutputErrorRegression:
         self.relative_fits_better_ = relative_fits_better(observed, fitted, self.window)
         self.params_ = params
         return self
+
+    def with_covariance(self, data: Dataset, model: MetabolismModel) -> OutputErrorRegression:
+        """This fit (``free="all"``) with the covariance of its answer set, as a fit with ``covariance`` would have
+        it: computed at the parameters and window starts it ended with (one float64 pass). A fit only continued
+        from needs none, so the continuation over lengths computes it for its answer alone."""
+        if self.free != "all":
+            raise ValueError("a covariance is computed only for fits with free='all'")
+        if not self.covariance:
+            with threadpool_limits(limits=1, user_api="blas"):
+                first, observed, sd = self._readings(data, self._use)
+                self._covariance(data, model, self.params_, self.states_[first], observed, sd, self.n_rows_)
+            self.covariance = True
+        return self
+
+    def _readings(self, data: Dataset, use: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first sample of each window ``use`` allows (B,), the windows' readings (B, window, M) and the
+        readings' noise sds."""
+        y = data.concentrations.astype(np.float64)
+        first = output_error_starts(data.n_frames, self.window, data.experiment_starts, use)
+        return first, y[first[:, None] + np.arange(self.window)[None, :]], self.observation.noise(y)
 
     def _simulate(self, data, model, params: Corrected, x0, sensitivities: bool = True):
         return window_sensitivities(model, x0, params, window=self.window, substeps=self.observation.substeps,

@@ -4,6 +4,7 @@ to within standard errors that hold, and says when it has not converged."""
 import copy
 import dataclasses
 import logging
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,7 +26,7 @@ from sysid.stage1.continuation import (
 )
 from sysid.stage1.fit import output_error_knots
 from sysid.stage1.information import StartBlocks, StepInformation, eliminate, eliminate_starts
-from sysid.stage1.output_error import Corrected, window_sensitivities
+from sysid.stage1.output_error import Corrected, OutputErrorRegression, window_sensitivities
 from sysid.stage1.readings import Weighed
 from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.windows import held_out_samples
@@ -288,3 +289,35 @@ def test_shape_corrections_start_from_the_answer_without_them(noisy):
     assert shaped.params_.basis is not None and shaped.window == plain.window
     assert shaped.cost_ <= plain.cost_ * (1 + 1e-9)
     assert shaped.states_.shape == plain.states_.shape
+
+
+@pytest.mark.parametrize("free", ["scales", "starts"])
+def test_a_fit_carries_the_sensitivities_of_what_it_fits_alone(noisy, free):
+    """With only the scales (and shape corrections) free, or only the starts, the columns propagated are those of
+    the whole sensitivities that it fits; the states are the same."""
+    data, model, slope, offset = noisy
+    params = Corrected(slope, offset, np.ones(data.network.n_reactions)).with_shape(ShapeBasis(data, model, 4))
+    starts = data.concentrations.astype(np.float64)[[50, 300]]
+    run = partial(window_sensitivities, model, starts, params, window=6, substeps=2, delta_t=data.delta_t)
+    first = 2 * len(slope) if free == "scales" else len(params.vector())
+    for (k, x, whole), (k_part, x_part, part) in zip(run(), run(free=free), strict=True):
+        assert k == k_part
+        np.testing.assert_array_equal(x_part, x)
+        np.testing.assert_allclose(part, whole[:, :, first:], rtol=1e-12, atol=1e-300)
+
+
+def test_a_covariance_computed_after_the_fit_is_the_fits_own(noisy):
+    """A fit made without its covariance (one only continued from) gets, from ``with_covariance``, the covariance
+    a fit made with it has: the same parameters, window starts and readings, on the windows ``use`` allowed."""
+    data, model, slope, offset = noisy
+    start = Corrected(slope, offset, np.ones(data.network.n_reactions))
+    use = ~held_out_samples(data.n_frames, 10)
+    made = partial(OutputErrorRegression, window=10, n_iterations=2)
+    with_it = made().fit(data, model, start, None, use)
+    later = made(covariance=False).fit(data, model, start, None, use)
+    assert not hasattr(later, "slope_se_")
+    assert later.with_covariance(data, model) is later
+    for name in ("slope_se_", "offset_se_", "estimate_cov_", "joint_cov_", "design_matrix_"):
+        np.testing.assert_array_equal(getattr(later, name), getattr(with_it, name))
+    with pytest.raises(ValueError, match="free='all'"):
+        made(free="scales", covariance=False).fit(data, model, start, None, use).with_covariance(data, model)
