@@ -35,24 +35,27 @@ class StartBlocks(NamedTuple):
         return cls(info[:, :n_par, :n_par].sum(axis=0), info[:, :n_par, n_par:], info[:, n_par:, n_par:])
 
 
-class StepInformation:
-    """:class:`StartBlocks` summed over a pass. Each step's parameter block, summed over windows, is one
-    symmetric rank-k update in float32 (BLAS ssyrk: half the products of the windows' whole J^T W J; a pass over
-    the default regime's windows took 36-43% less time than with every window's whole block), added up over the
-    steps in float64; the per-window blocks are batched float32 products (torch)."""
+class BlockSums:
+    """:class:`StartBlocks` of sum over readings of weight J^T J, summed over a pass, in float32 or float64. Each
+    step's parameter block, summed over windows, is one symmetric rank-k update (BLAS syrk: half the products of
+    the windows' whole blocks; a pass over the default regime's windows took 36-43% less time in float32 than with
+    every window's whole block), added up over the steps in float64; the per-window blocks are batched products
+    (torch)."""
 
-    def __init__(self, n_windows: int, n_par: int, n_met: int):
-        self.n_par = n_par
-        self.params = np.zeros((n_par, n_par))  # upper triangle (ssyrk's)
-        self.cross = torch.zeros((n_windows, n_par, n_met))
-        self.starts = torch.zeros((n_windows, n_met, n_met))
+    def __init__(self, n_windows: int, n_par: int, n_met: int, dtype: type = np.float32):
+        self.n_par, self.dtype = n_par, np.dtype(dtype)
+        self.syrk = blas.ssyrk if self.dtype == np.float32 else blas.dsyrk
+        self.params = np.zeros((n_par, n_par))  # upper triangle (syrk's)
+        self.cross = torch.zeros((n_windows, n_par, n_met), dtype=torch.from_numpy(np.zeros(0, self.dtype)).dtype)
+        self.starts = torch.zeros((n_windows, n_met, n_met), dtype=self.cross.dtype)
 
-    def add(self, sens: np.ndarray, weighed: Weighed) -> None:
-        (n_win, n_met), root = sens.shape[:2], np.sqrt(weighed.w)[:, :, None]
-        par = np.multiply(sens[:, :, : self.n_par], root, out=np.empty((n_win, n_met, self.n_par), np.float32))
-        start = np.multiply(sens[:, :, self.n_par :], root, out=np.empty((n_win, n_met, n_met), np.float32))
+    def add(self, sens: np.ndarray, weight: np.ndarray) -> None:
+        """One recorded sample of every window: sensitivities (B, M, P + M), the readings' weights (B, M)."""
+        (n_win, n_met), root = sens.shape[:2], np.sqrt(weight)[:, :, None]
+        par = np.multiply(sens[:, :, : self.n_par], root, out=np.empty((n_win, n_met, self.n_par), self.dtype))
+        start = np.multiply(sens[:, :, self.n_par :], root, out=np.empty((n_win, n_met, n_met), self.dtype))
         if self.n_par:
-            self.params += blas.ssyrk(1.0, par.reshape(-1, self.n_par).T)
+            self.params += self.syrk(1.0, par.reshape(-1, self.n_par).T)
         self.cross.baddbmm_(torch.from_numpy(par).transpose(1, 2), torch.from_numpy(start))
         self.starts.baddbmm_(torch.from_numpy(start).transpose(1, 2), torch.from_numpy(start))
 
@@ -61,26 +64,43 @@ class StepInformation:
         return StartBlocks(full, self.cross.double().numpy(), self.starts.double().numpy())
 
 
-class SandwichInformation:
-    """Per-window bread (the information) and meat (squared scores) of the sandwich covariance, in float64:
-    each window's whole (P + M, P + M) blocks."""
+class StepInformation:
+    """The information of a Gauss-Newton step (the readings' weights w), in float32 :class:`BlockSums`."""
 
-    def __init__(self, n_windows: int, n_cols: int):
-        self.sums = [torch.zeros((n_windows, n_cols, n_cols), dtype=torch.float64) for _ in range(2)]
+    def __init__(self, n_windows: int, n_par: int, n_met: int):
+        self.sums = BlockSums(n_windows, n_par, n_met, np.float32)
 
     def add(self, sens: np.ndarray, weighed: Weighed) -> None:
-        for total, weight in zip(self.sums, (weighed.w, weighed.wr**2), strict=True):
-            root = torch.from_numpy(sens * np.sqrt(weight)[:, :, None])
-            total.baddbmm_(root.transpose(1, 2), root)
+        self.sums.add(sens, weighed.w)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        bread, meat = (total.numpy() for total in self.sums)
-        return bread, meat
+    def result(self) -> StartBlocks:
+        return self.sums.result()
 
 
-def eliminate_starts(info: np.ndarray, grad: np.ndarray, n_par: int, damping: float):
-    """:func:`eliminate` on each window's whole information (B, P + M, P + M)."""
-    return eliminate(StartBlocks.of(info, n_par), grad, damping)
+class SandwichInformation:
+    """The bread (the information, weights w) and meat (the squared scores, weights (w r)^2) of the sandwich
+    covariance, each in float64 :class:`BlockSums` (float32 sums gave negative variances on (c) seed 10)."""
+
+    def __init__(self, n_windows: int, n_par: int, n_met: int):
+        self.bread, self.meat = (BlockSums(n_windows, n_par, n_met, np.float64) for _ in range(2))
+
+    def add(self, sens: np.ndarray, weighed: Weighed) -> None:
+        self.bread.add(sens, weighed.w)
+        self.meat.add(sens, weighed.wr**2)
+
+    def result(self) -> tuple[StartBlocks, StartBlocks]:
+        return self.bread.result(), self.meat.result()
+
+
+def profiled_meat(meat: StartBlocks, parts) -> np.ndarray:
+    """The sandwich's meat of the parameters with each window's start profiled out: sum over windows of
+    P_b Meat_b P_b^T, P_b = [I, -(D_b^-1 B_b^T)^T] (``parts`` of :func:`eliminate` on the bread), from the meat's
+    blocks: its parameters' block summed over windows less the cross terms, plus the starts' terms."""
+    profiled = meat.params.copy()
+    for (solved, _), cross, start in zip(parts, meat.cross, meat.starts, strict=True):
+        mixed = cross @ solved
+        profiled += solved.T @ start @ solved - mixed - mixed.T
+    return profiled
 
 
 def eliminate(info: StartBlocks, grad: np.ndarray, damping: float):

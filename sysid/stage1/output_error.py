@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
-from sysid.stage1.information import SandwichInformation, StepInformation, eliminate, eliminate_starts
+from sysid.stage1.information import SandwichInformation, StepInformation, eliminate, profiled_meat
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
     Observation,
@@ -270,8 +270,8 @@ class OutputErrorRegression:
         readings above zero, and, with ``sensitivities``, the information (:class:`StartBlocks`: what the
         elimination of the window starts needs) and each window's gradient (B, P + M) (P = 0 with only the starts
         free). The information of a step is summed in float32 (:class:`StepInformation`); with ``sandwich``, it
-        is instead the pair (bread, meat) of the sandwich covariance, each window's (B, P + M, P + M), in float64
-        (float32 sums gave negative variances on (c) seed 10)."""
+        is instead the pair (bread, meat) of the sandwich covariance, in the same blocks in float64
+        (:class:`SandwichInformation`)."""
         info = grad = None
         cost = chi2 = 0.0
         for k, x, sens in self._simulate(data, model, params, x0, sensitivities):
@@ -282,8 +282,8 @@ class OutputErrorRegression:
             if weighed.factor is not None:
                 sens = sens * weighed.factor[:, :, None]
             if info is None:
-                n_par, n_cols = sens.shape[2] - x.shape[1], sens.shape[2]
-                info = SandwichInformation(len(x), n_cols) if sandwich else StepInformation(len(x), n_par, x.shape[1])
+                n_par = sens.shape[2] - x.shape[1]
+                info = (SandwichInformation if sandwich else StepInformation)(len(x), n_par, x.shape[1])
                 grad = np.zeros((len(x), sens.shape[2]))
             info.add(sens, weighed)
             grad += np.einsum("bmp,bm->bp", sens, weighed.wr)
@@ -323,15 +323,12 @@ class OutputErrorRegression:
         n_met = len(params.slope)
         n_par = len(params.vector())
         (bread, meat), grad, _, _ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
-        reduced, _, parts = eliminate_starts(bread, grad, n_par, 0.0)
+        reduced, _, parts = eliminate(bread, grad, 0.0)
         _add_prior(params, reduced)
-        profiled = np.zeros((n_par, n_par))
-        for m, (solved, _) in zip(meat, parts, strict=True):
-            proj = np.hstack([np.eye(n_par), -solved.T])
-            profiled += proj @ m @ proj.T
+        profiled = profiled_meat(meat, parts)
         index = self._free_index(n_par)
         basis = _basis(index)  # the covariance of the fitted values, spread to the parameters that take them
-        dof = max(n_rows - basis.shape[1] - len(bread) * n_met, 1)
+        dof = max(n_rows - basis.shape[1] - len(bread.starts) * n_met, 1)
         cov = sandwich_covariance(basis.T @ reduced @ basis, basis.T @ profiled @ basis) * n_rows / dof
         cov = cov[np.ix_(index, index)]
         idx = np.arange(n_met)

@@ -25,9 +25,7 @@ from sysid.stage1.continuation import (
     with_shape_corrections,
 )
 from sysid.stage1.fit import output_error_knots
-from sysid.stage1.information import StartBlocks, StepInformation, eliminate, eliminate_starts
 from sysid.stage1.output_error import Corrected, OutputErrorRegression, window_sensitivities
-from sysid.stage1.readings import Weighed
 from sysid.stage1.shape_basis import ShapeBasis
 from sysid.stage1.windows import held_out_samples
 
@@ -162,50 +160,6 @@ def test_shape_corrections_by_default_on_every_record():
     assert output_error_knots(model, Stage1Config(output_error_shape="euler"), sparse=True) == 0
     assert output_error_knots(model, Stage1Config(output_error_shape="off"), sparse=False) == 0
     assert output_error_knots(plain, cfg, sparse=False) == 0  # a frozen model without shape corrections
-
-
-def test_a_start_the_window_does_not_determine_takes_no_step():
-    """A window whose start block is singular (a state held at zero has no sensitivity; the information is
-    summed in float32, so the block can be slightly indefinite): the elimination drops that direction instead of
-    raising, and the rest of the reduced system is that of the windows without it."""
-    rng = np.random.default_rng(0)
-    n_par, n_met = 3, 2
-    root = rng.standard_normal((10, n_par + n_met))
-    info = root.T @ root
-    info[n_par + 1, :] = info[:, n_par + 1] = 0.0  # the second start: no information
-    info[n_par + 1, n_par + 1] = -1e-9  # float32 rounding
-    grad = rng.standard_normal(n_par + n_met)
-    grad[n_par + 1] = 0.0
-    reduced, rhs, parts = eliminate_starts(info[None], grad[None], n_par, 0.0)
-    keep = [0, 1, 2, n_par]
-    expected, expected_rhs, _ = eliminate_starts(info[np.ix_(keep, keep)][None], grad[keep][None], n_par, 0.0)
-    np.testing.assert_allclose(reduced, expected, rtol=1e-8)
-    np.testing.assert_allclose(rhs, expected_rhs, rtol=1e-8)
-    assert np.all(np.isfinite(parts[0][0])) and parts[0][1][1] == pytest.approx(0.0)
-
-
-def test_the_step_information_is_the_windows_whole_information_in_blocks():
-    """A pass's information, summed in the blocks the elimination of the starts needs (the parameters' block over
-    all windows by a symmetric rank-k update), is each window's whole J^T W J to float32 precision, and the
-    elimination on it gives the reduced system of the whole blocks."""
-    rng = np.random.default_rng(1)
-    n_win, n_met, n_par = 4, 3, 5
-    steps = [(rng.standard_normal((n_win, n_met, n_par + n_met)), rng.uniform(0.5, 2.0, (n_win, n_met)))
-             for _ in range(3)]
-    summed = StepInformation(n_win, n_par, n_met)
-    whole = np.zeros((n_win, n_par + n_met, n_par + n_met))
-    for sens, w in steps:
-        summed.add(sens, Weighed(wr=w, w=w, objective=0.0, squares=0.0, factor=None))
-        whole += np.einsum("bmp,bm,bmq->bpq", sens, w, sens)
-    blocks, expected = summed.result(), StartBlocks.of(whole, n_par)
-    for got, want in zip(blocks, expected, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(blocks.params, blocks.params.T)
-    grad = rng.standard_normal((n_win, n_par + n_met))
-    reduced, rhs, _ = eliminate(blocks, grad, 0.0)
-    want_reduced, want_rhs, _ = eliminate_starts(whole, grad, n_par, 0.0)
-    np.testing.assert_allclose(reduced, want_reduced, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(rhs, want_rhs, rtol=1e-4, atol=1e-4)
 
 
 def test_the_last_length_the_record_has_windows_for_gives_the_covariance(noisy):
