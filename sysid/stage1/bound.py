@@ -16,7 +16,8 @@ beta are nuisance parameters, and so are the window starts.
 The Fisher information is sum_w sum_k J_wk^T W_k J_wk with J the sensitivities
 of the recorded states to (theta, x_w), propagated forward through the
 discrete variational equations (:func:`sysid.stage1.output_error.window_sensitivities`,
-the same pass the output-error fit uses). Each window's start is eliminated by its Schur
+the same pass the output-error fit uses), summed in float64 in the blocks the
+elimination needs (:class:`sysid.stage1.information.BlockSums`). Each window's start is eliminated by its Schur
 complement, the information on theta is inverted, and the bound on a parameter
 is the square root of its diagonal entry: the smallest standard deviation an
 unbiased estimator can have. Windows must be short enough for the linearisation
@@ -31,6 +32,7 @@ import numpy as np
 from scipy import linalg
 
 from sysid.model import MetabolismModel
+from sysid.stage1.information import BlockSums, StartBlocks
 from sysid.stage1.output_error import Corrected, window_sensitivities
 from sysid.stage1.shooting import scaled_pseudo_inverse
 from sysid.stage1.windows import output_error_starts
@@ -69,27 +71,21 @@ def cramer_rao_bound(model: MetabolismModel, concentrations: np.ndarray, delta_t
     params = Corrected(slope, offset, np.ones(n_rxn) if scale is None else scale)
     n_par = 2 * n_met + n_rxn
     starts = output_error_starts(len(concentrations) - 1, window)
-    info = np.zeros((len(starts), n_par + n_met, n_par + n_met))
+    info = BlockSums(len(starts), n_par, n_met, np.float64)
     for _, x, sens in window_sensitivities(model, concentrations[starts], params, window=window, substeps=substeps,
                                            delta_t=delta_t):
         assert sens is not None  # asked for
-        _observe(info, sens, x, noise_level, noise_kind)
-    return _bound(info, n_par, n_met)
+        sd = noise_level * (x if noise_kind == "relative" else np.ones_like(x))
+        info.add(sens, 1.0 / np.maximum(sd, 1e-12) ** 2)
+    return _bound(info.result(), n_met)
 
 
-def _observe(info: np.ndarray, sens: np.ndarray, x: np.ndarray, noise_level: float, noise_kind: str) -> None:
-    """Add one recorded sample's information J^T W J to each window's block."""
-    sd = noise_level * (x if noise_kind == "relative" else np.ones_like(x))
-    w = 1.0 / np.maximum(sd, 1e-12) ** 2
-    info += (sens * w[:, :, None]).transpose(0, 2, 1) @ sens
-
-
-def _bound(info: np.ndarray, n_par: int, n_met: int) -> SlopeBound:
-    """Eliminate each window's start (Schur complement), sum, invert; keep the slope and offset block."""
-    total = np.zeros((n_par, n_par))
-    for block in info:
-        a, b, d = block[:n_par, :n_par], block[:n_par, n_par:], block[n_par:, n_par:]
-        total += a - b @ linalg.pinvh(d) @ b.T
+def _bound(info: StartBlocks, n_met: int) -> SlopeBound:
+    """Eliminate each window's start (Schur complement, pseudo-inverse), invert; keep the slope and offset
+    block."""
+    total = info.params.copy()
+    for b, d in zip(info.cross, info.starts, strict=True):
+        total -= b @ linalg.pinvh(d) @ b.T
     cov = scaled_pseudo_inverse(total)
     keep = cov[: 2 * n_met, : 2 * n_met]
     diag = np.sqrt(np.maximum(np.diag(keep), 0.0))
