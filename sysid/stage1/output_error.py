@@ -163,7 +163,8 @@ class OutputErrorRegression:
     ``free`` says what is fitted besides the starts: ``all`` (slopes, offsets, scales and the shape corrections
     of a start with a :class:`ShapeBasis`), ``scales`` (these corrections alone: slopes and
     offsets stay at the start's) or ``starts`` (nothing else); ``observation`` how readings relate to states;
-    without ``covariance`` (a fit only continued from) the attributes below that need it are not set. ``tie``
+    without ``covariance`` (a fit only continued from) the attributes below that need it are not set
+    until :meth:`with_covariance`. ``tie``
     (optional, with ``free="all"``): per parameter (slopes, offsets, scales) the index of the free value it takes,
     so that parameters with one index stay equal (a group's members sharing one slope and one offset); their
     start values must be equal too.
