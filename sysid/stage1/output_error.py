@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from sysid.io.dataset import Dataset
 from sysid.model import MetabolismModel
+from sysid.stage1.drift_jacobian import DriftJacobian
 from sysid.stage1.information import SandwichInformation, StepInformation, eliminate, profiled_meat
 from sysid.stage1.levenberg import minimise
 from sysid.stage1.readings import (
@@ -55,7 +56,13 @@ from sysid.stage1.readings import (
 )
 from sysid.stage1.regression import MAX_LOG_CORRECTION
 from sysid.stage1.shape_basis import ShapeBasis
-from sysid.stage1.shooting import MIN_SCALE, rates_and_jacobian, sandwich_covariance, substrate_colouring
+from sysid.stage1.shooting import (
+    MIN_SCALE,
+    rates_and_pair_jacobian,
+    sandwich_covariance,
+    substrate_colouring,
+    substrate_pairs,
+)
 from sysid.stage1.windows import output_error_starts
 
 log = logging.getLogger(__name__)
@@ -120,6 +127,8 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
     first = carried_from(free, n_met, len(params.vector()))
     n_par = len(params.vector()) - first
     colour = substrate_colouring(model.network().substrates)
+    pairs = substrate_pairs(model)
+    drift = DriftJacobian(S, *pairs)
     h = delta_t / substeps
     x = np.array(starts, np.float64)
     sens = None
@@ -129,14 +138,14 @@ def window_sensitivities(model: MetabolismModel, starts: np.ndarray, params: Cor
     diag = np.arange(n_met)
     yield 0, x, sens
     for step in range((window - 1) * substeps):
-        v, dv, aggregate = rates_and_jacobian(model, x, colour, sensitivities)
+        v, dv, aggregate = rates_and_pair_jacobian(model, x, colour, pairs if sensitivities else None)
         factor, phi = params.factor(x, aggregate)
         vs = v * factor
-        if sens is not None:
-            dvs = dv.astype(np.float64) * np.broadcast_to(factor, v.shape)[:, :, None]
+        if sens is not None:  # the corrected rates' derivatives at the substrate pairs, then the drift's Jacobian
+            dvs = dv.astype(np.float64) * np.broadcast_to(factor, v.shape)[:, pairs[0]]
             if params.basis is not None:  # d exp(phi gamma) / dc through the substrates' log concentrations
-                dvs += vs[:, :, None] * params.basis.log_factor_slopes(x, params.shape)
-            jac = S @ dvs
+                dvs += vs[:, pairs[0]] * params.basis.log_factor_slopes(x, params.shape, pairs)
+            jac = drift(dvs)
             jac[:, diag, diag] += params.slope
             previous = torch.from_numpy(sens)  # sens + h jac sens in one batched product
             sens = torch.baddbmm(previous, torch.from_numpy(jac), previous, alpha=h).numpy()

@@ -36,16 +36,20 @@ class ShapeBasis:
         """Features (B, J, F) of states x (B, M) with the frozen model's aggregates there (B, J)."""
         return shape_features(x, aggregate, self.network, self.knots, self.placed).values
 
-    def log_factor_slopes(self, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
-        """d (phi gamma) / d c at states x: (B, J, M), through the substrates' log concentrations (the features
-        of the log aggregate are left out: their derivative would need the aggregate's)."""
-        out = np.zeros((len(x), self.network.n_reactions, x.shape[1]))
+    def log_factor_slopes(self, x: np.ndarray, shape: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]
+                          ) -> np.ndarray:
+        """d (phi_j gamma) / d c_m at states x for the substrate ``pairs`` (reaction j, metabolite m)
+        (:func:`sysid.stage1.shooting.substrate_pairs`): (B, pairs), through the substrates' log concentrations
+        (zero elsewhere; the features of the log aggregate are left out: their derivative would need the
+        aggregate's)."""
+        rxn, met = pairs
+        out = np.zeros((len(x), len(rxn)))
         first = 0
         log_x, dlog_x = log_conc(x), log_conc_slope(x)
         for count, knots in self._classes:
             slopes = hat_basis_slopes(log_x, knots)  # (B, M, hats)
             n_hats = slopes.shape[-1]
             per_metabolite = slopes @ shape[first : first + n_hats] * dlog_x  # (B, M)
-            out += count.T[None] * per_metabolite[:, None, :]
+            out += count.T[rxn, met][None] * per_metabolite[:, met]
             first += n_hats
         return out

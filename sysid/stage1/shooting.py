@@ -234,31 +234,50 @@ class ShootingRegression:
         self.slope_cols_, self.reaction_cols_ = slice(0, n_met), slice(2 * n_met, 2 * n_met + self._S.shape[1])
 
 
-@torch.no_grad()
+def substrate_pairs(model: MetabolismModel) -> tuple[np.ndarray, np.ndarray]:
+    """The (reaction, metabolite) pairs of the substrate edges, each once: where dv/dc can be other than zero."""
+    pairs = np.unique(np.stack([model.rxn_sub.cpu().numpy(), model.met_sub.cpu().numpy()], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
 def rates_and_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray, jacobian: bool = True):
     """Frozen rates v (B, J), dv/dc (B, J, M) float32 (None without ``jacobian``), and aggregates (B, J), at
-    states x (B, M). Each substrate message depends on one concentration: one forward-mode pass through
+    states x (B, M): :func:`rates_and_pair_jacobian` with dv/dc spread to every (reaction, metabolite)."""
+    if not jacobian:
+        return rates_and_pair_jacobian(model, x, colour, None)
+    rxn, met = substrate_pairs(model)
+    v, at_pairs, agg = rates_and_pair_jacobian(model, x, colour, (rxn, met))
+    dv = np.zeros((len(x), model.n_reactions, model.n_metabolites), np.float32)
+    dv[:, rxn, met] = at_pairs
+    return v, dv, agg
+
+
+@torch.no_grad()
+def rates_and_pair_jacobian(model: MetabolismModel, x: np.ndarray, colour: np.ndarray,
+                            pairs: tuple[np.ndarray, np.ndarray] | None):
+    """Frozen rates v (B, J), dv_j/dc_m at the substrate ``pairs`` (reaction j, metabolite m) of
+    :func:`substrate_pairs` (B, pairs) float32 (None without ``pairs``: no derivative), and aggregates (B, J),
+    at states x (B, M). Each substrate message depends on one concentration: one forward-mode pass through
     MLP_sub gives every message's derivative, then one (cheap, vectorised) pass per colour through the rest."""
     c = torch.as_tensor(x, dtype=model.dtype, device=model.device)
 
     def rates(msg):
         return model.rates(c, model.rate_features(c, model.combine(msg)))
 
-    dv = None
-    if not jacobian:
+    at_pairs = None
+    if pairs is None:
         msg = model.substrate_messages(c)
     else:
         msg, dmsg = torch.func.jvp(model.substrate_messages, (c,), (torch.ones_like(c),))  # type: ignore[misc]
-        met, rxn = model.met_sub.cpu().numpy(), model.rxn_sub.cpu().numpy()
+        met = model.met_sub.cpu().numpy()
         members = np.stack([colour[met] == k for k in range(int(colour.max()) + 1)])  # (colours, edges)
         tangents = dmsg[None] * torch.as_tensor(members, dtype=dmsg.dtype, device=dmsg.device)[:, None]
         per_colour = torch.func.vmap(lambda t: torch.func.jvp(rates, (msg,), (t,))[1])(tangents).float().cpu().numpy()
-        dv = np.zeros((len(x), model.n_reactions, model.n_metabolites), np.float32)
-        for k, edges in enumerate(members):
-            dv[:, rxn[edges], met[edges]] = per_colour[k][:, rxn[edges]]
+        rxn_p, met_p = pairs  # a reaction's substrates differ in colour: the pass of m's colour moves only c_m
+        at_pairs = per_colour[colour[met_p], :, rxn_p].T
     agg = model.combine(msg)
     v = model.rates(c, model.rate_features(c, agg))
-    return v.double().cpu().numpy(), dv, agg.double().cpu().numpy()
+    return v.double().cpu().numpy(), at_pairs, agg.double().cpu().numpy()
 
 
 def interval_starts(n_frames: int, span: int, experiment_starts=(0,)) -> np.ndarray:
