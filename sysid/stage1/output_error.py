@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 import numpy as np
 import torch
@@ -226,16 +225,23 @@ class OutputErrorRegression:
             info, grad, t_cost, t_chi2 = self._pass(data, model, t_params, t_x0, observed, sd, sensitivities)
             return (t_params, t_x0, info, grad, t_chi2), t_cost + t_params.penalty()
 
+        tried: list = []  # the last trial and its state without sensitivities: ``settle`` takes the trial just tried
+
+        def trial_cost(trial):
+            tried[:] = [trial, accept(trial, sensitivities=False)]
+            return tried[1][1]
+
+        def settle(trial):
+            return tried[1] if tried and tried[0] is trial else accept(trial, sensitivities=False)
+
         def on_step(iteration, new_cost, damping):
             log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, iteration,
                      new_cost, damping)
 
         (params, x0, _, _, chi2), cost = minimise(
             (params, x0, info, grad, chi2), cost, propose=lambda state, damping: self._step(*state[:4], damping),
-            trial_cost=lambda trial: self._pass(data, model, trial[0], trial[1], observed, sd,
-                                                sensitivities=False)[2] + trial[0].penalty(),
-            accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations, tolerance=TOLERANCE,
-            on_step=on_step, settle=partial(accept, sensitivities=False))
+            trial_cost=trial_cost, accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations,
+            tolerance=TOLERANCE, on_step=on_step, settle=settle)
         n_rows = int((observed > 0).sum())
         self.cost_, self.rms_, self.n_rows_, self._use = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows, use
         if self.free == "all" and self.covariance:
