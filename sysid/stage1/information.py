@@ -36,18 +36,19 @@ class StartBlocks(NamedTuple):
 
 
 class BlockSums:
-    """:class:`StartBlocks` of sum over readings of weight J^T J, summed over a pass, in float32 or float64. Each
-    step's parameter block, summed over windows, is one symmetric rank-k update (BLAS syrk: half the products of
-    the windows' whole blocks; a pass over the default regime's windows took 36-43% less time in float32 than with
-    every window's whole block), added up over the steps in float64; the per-window blocks are batched products
-    (torch)."""
+    """The blocks (:class:`StartBlocks`) of the sum over a pass's readings of weight * J^T J, in float32 or
+    float64. Each step's parameter block, summed over windows, is one symmetric rank-k update (BLAS syrk: half
+    the products of the windows' whole blocks; a pass over the default regime's windows took 36-43% less time in
+    float32 than with every window's whole block), added up over the steps in float64; the per-window blocks are
+    batched products (torch)."""
 
     def __init__(self, n_windows: int, n_par: int, n_met: int, dtype: type = np.float32):
         self.n_par, self.dtype = n_par, np.dtype(dtype)
         self.syrk = blas.ssyrk if self.dtype == np.float32 else blas.dsyrk
         self.params = np.zeros((n_par, n_par))  # upper triangle (syrk's)
-        self.cross = torch.zeros((n_windows, n_par, n_met), dtype=torch.from_numpy(np.zeros(0, self.dtype)).dtype)
-        self.starts = torch.zeros((n_windows, n_met, n_met), dtype=self.cross.dtype)
+        torch_dtype = torch.float32 if self.dtype == np.float32 else torch.float64
+        self.cross = torch.zeros((n_windows, n_par, n_met), dtype=torch_dtype)
+        self.starts = torch.zeros((n_windows, n_met, n_met), dtype=torch_dtype)
 
     def add(self, sens: np.ndarray, weight: np.ndarray) -> None:
         """One recorded sample of every window: sensitivities (B, M, P + M), the readings' weights (B, M)."""
