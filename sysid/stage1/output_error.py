@@ -217,13 +217,13 @@ class OutputErrorRegression:
         first, observed, sd = self._readings(data, use)
         samples = first[:, None] + np.arange(self.window)[None, :]
         params, x0 = start, (y if states is None else states)[first].copy()
-        info, grad, cost, chi2 = self._pass(data, model, params, x0, observed, sd)
+        info, grad, cost, chi2, fitted = self._pass(data, model, params, x0, observed, sd)
         cost += params.penalty()
 
         def accept(trial, sensitivities=True):
             t_params, t_x0 = trial
-            info, grad, t_cost, t_chi2 = self._pass(data, model, t_params, t_x0, observed, sd, sensitivities)
-            return (t_params, t_x0, info, grad, t_chi2), t_cost + t_params.penalty()
+            info, grad, t_cost, t_chi2, t_fitted = self._pass(data, model, t_params, t_x0, observed, sd, sensitivities)
+            return (t_params, t_x0, info, grad, t_chi2, t_fitted), t_cost + t_params.penalty()
 
         tried: list = []  # the last trial and its state without sensitivities: ``settle`` takes the trial just tried
 
@@ -238,18 +238,17 @@ class OutputErrorRegression:
             log.info("stage 1 output error (%s free), pass %d: weighted cost %.6g (damping %g)", self.free, iteration,
                      new_cost, damping)
 
-        (params, x0, _, _, chi2), cost = minimise(
-            (params, x0, info, grad, chi2), cost, propose=lambda state, damping: self._step(*state[:4], damping),
-            trial_cost=trial_cost, accept=accept, dampings=DAMPING, first=0, max_iterations=self.n_iterations,
-            tolerance=TOLERANCE, on_step=on_step, settle=settle)
+        (params, x0, _, _, chi2, fitted), cost = minimise(
+            (params, x0, info, grad, chi2, fitted), cost,
+            propose=lambda state, damping: self._step(*state[:4], damping), trial_cost=trial_cost, accept=accept,
+            dampings=DAMPING, first=0, max_iterations=self.n_iterations, tolerance=TOLERANCE, on_step=on_step,
+            settle=settle)
         n_rows = int((observed > 0).sum())
         self.cost_, self.rms_, self.n_rows_, self._use = cost, float(np.sqrt(chi2 / max(n_rows, 1))), n_rows, use
         if self.free == "all" and self.covariance:
             self._covariance(data, model, params, x0, observed, sd, n_rows)
         self.states_ = y.copy()
-        for k, x, _ in self._simulate(data, model, params, x0, sensitivities=False):
-            self.states_[first + k] = x
-        fitted = self.states_[samples]
+        self.states_[samples] = fitted  # the windows' trajectories from the pass at the answer
         self.metabolite_rms_ = metabolite_rms(observed, fitted, sd, self.observation.relative)
         self.noise_sd_ = fitted_noise(observed, fitted, self.observation.relative, self.window)
         self.relative_fits_better_ = relative_fits_better(observed, fitted, self.window)
@@ -283,14 +282,17 @@ class OutputErrorRegression:
     def _pass(self, data, model, params: Corrected, x0, observed, sd, sensitivities: bool = True,
               sandwich: bool = False):
         """Objective of the windows from starts x0 (:func:`weighed_residuals`), the weighted squares of the
-        readings above zero, and, with ``sensitivities``, the information (:class:`StartBlocks`: what the
+        readings above zero, the windows' simulated states (B, window, M), and, with ``sensitivities``, the
+        information (:class:`StartBlocks`: what the
         elimination of the window starts needs) and each window's gradient (B, P + M) (P = 0 with only the starts
         free). The information of a step is summed in float32 (:class:`StepInformation`); with ``sandwich``, it
         is instead the pair (bread, meat) of the sandwich covariance, in the same blocks in float64
         (:class:`SandwichInformation`)."""
         info = grad = None
         cost = chi2 = 0.0
+        states = np.empty(observed.shape)
         for k, x, sens in self._simulate(data, model, params, x0, sensitivities):
+            states[:, k] = x
             weighed = weighed_residuals(observed[:, k], x, sd, self.observation.relative)
             cost, chi2 = cost + weighed.objective, chi2 + weighed.squares
             if sens is None:
@@ -303,7 +305,7 @@ class OutputErrorRegression:
                 grad = np.zeros((len(x), sens.shape[2]))
             info.add(sens, weighed)
             grad += np.einsum("bmp,bm->bp", sens, weighed.wr)
-        return (None if info is None else info.result()), grad, cost, chi2
+        return (None if info is None else info.result()), grad, cost, chi2, states
 
     def _step(self, params: Corrected, x0, info, grad, damping: float):
         """Damped Gauss-Newton step: the starts eliminated per window, the free parameters solved, the starts
@@ -338,7 +340,7 @@ class OutputErrorRegression:
         are further off than their weights say (a state the frozen model holds at zero)."""
         n_met = len(params.slope)
         n_par = len(params.vector())
-        (bread, meat), grad, _, _ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
+        (bread, meat), grad, *_ = self._pass(data, model, params, x0, observed, sd, sandwich=True)
         reduced, _, parts = eliminate(bread, grad, 0.0)
         _add_prior(params, reduced)
         profiled = profiled_meat(meat, parts)
