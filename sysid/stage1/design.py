@@ -280,19 +280,40 @@ def window_products(rates: np.ndarray, values: np.ndarray, starts: np.ndarray, w
 
     The einsum of the gathered frames (no (frames, rxns, features) temporary), on views where windows follow
     each other back to back: their frames are one contiguous range, reshaped, with the gathered copy's layout,
-    so the sums are the same numbers without copying the features."""
+    so the sums are the same numbers without copying the features. Reading the features is what costs (265 MB
+    on the default regime), so the windows are split between as many threads as the budget allows
+    (:func:`sysid.threads.allowed`) when there are at least THREADED_WINDOWS: each window's sums are its own,
+    the same numbers on any number of threads."""
     out = np.empty((len(starts), *values.shape[1:]))
-    for lo, hi in window_runs(starts, window):
-        first, n = int(starts[lo]), hi - lo
-        contiguous = rates.flags.c_contiguous and values.flags.c_contiguous
-        if not contiguous or first < 0 or first + n * window > len(rates):  # gathered (indexing raises as before)
-            frames = window_frames(starts[lo:hi], window)
-            rates_w, values_w = rates[frames], values[frames]
-        else:
-            rates_w = rates[first : first + n * window].reshape(n, window, *rates.shape[1:])
-            values_w = values[first : first + n * window].reshape(n, window, *values.shape[1:])
-        out[lo:hi] = np.einsum("wtj,wtjf->wjf", rates_w, values_w)
+    workers = allowed() if len(starts) >= THREADED_WINDOWS else 1
+    pieces = [(lo + k * (hi - lo) // workers, lo + (k + 1) * (hi - lo) // workers)
+              for lo, hi in window_runs(starts, window) for k in range(workers)]
+    fill = partial(_fill_window_products, rates, values, starts, window, out)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(fill, [piece for piece in pieces if piece[1] > piece[0]]))
+    else:
+        for piece in pieces:
+            fill(piece)
     return out
+
+
+THREADED_WINDOWS = 16  # windows from which window_products splits them between threads
+
+
+def _fill_window_products(rates: np.ndarray, values: np.ndarray, starts: np.ndarray, window: int, out: np.ndarray,
+                          piece: tuple[int, int]) -> None:
+    """:func:`window_products` of the back-to-back windows lo..hi-1 (``piece``), written into out[lo:hi]."""
+    lo, hi = piece
+    first, n = int(starts[lo]), hi - lo
+    contiguous = rates.flags.c_contiguous and values.flags.c_contiguous
+    if not contiguous or first < 0 or first + n * window > len(rates):  # gathered (indexing raises as before)
+        frames = window_frames(starts[lo:hi], window)
+        rates_w, values_w = rates[frames], values[frames]
+    else:
+        rates_w = rates[first : first + n * window].reshape(n, window, *rates.shape[1:])
+        values_w = values[first : first + n * window].reshape(n, window, *values.shape[1:])
+    out[lo:hi] = np.einsum("wtj,wtjf->wjf", rates_w, values_w)
 
 
 def build_design(

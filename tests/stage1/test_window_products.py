@@ -24,3 +24,17 @@ def test_window_products_are_the_gathered_einsum_to_the_bit(experiments, skip, s
     assert np.array_equal(window_products(rates, values, starts, 10), expected)
     # a Fortran-ordered input is gathered, as before
     assert np.array_equal(window_products(np.asfortranarray(rates), values, starts, 10), expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_window_products_are_the_same_bits_on_any_number_of_threads(threads):
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(threads)
+    rates, values = rng.normal(size=(601, 7)), rng.normal(size=(601, 7, 5))
+    starts = window_starts(600, 10, 3, (0, 290), 4)
+    frames = window_frames(starts, 10)
+    expected = np.einsum("wtj,wtjf->wjf", rates[frames], values[frames])
+    with threadpool_limits(limits=threads, user_api="blas"):
+        got = window_products(rates, values, starts, 10)
+    assert np.array_equal(got, expected)
