@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
 MAX_LOG_CORRECTION = 5.0
 STEP_SIZES = (1.0, 0.5, 0.25, 0.1)
+# a step that lowers the weighted rms by less than this share ends the Gauss-Newton refinement (it is taken)
+RMS_TOLERANCE = 1e-2
 VARIANCE_FLOOR = 1e-6  # of the median metabolite residual variance (weights span at most 1e6)
 
 
@@ -176,8 +178,11 @@ class HomeostasisRegression:
                     break
             else:
                 break
+            settled = rms - t_rms < RMS_TOLERANCE * rms
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
+            if settled:
+                break
         self._set_per_metabolite(design, coef, conc, res.starts, data.delta_t)
         self.inflation_ = pair_inflation(design, weights[design.rows_met], self.ridge)
         root = np.sqrt(np.where(np.isfinite(self.inflation_), self.inflation_, 1.0))
