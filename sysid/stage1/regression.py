@@ -144,7 +144,7 @@ class HomeostasisRegression:
         if self.collinear_.any():
             log.info("stage 1: %d reactions have corrections collinear with [c, 1]; dropped", self.collinear_.sum())
 
-        def linearised(state):
+        def designed(state):
             scale, shape_coef = state
             rates = frozen.rates * scale * np.exp(np.minimum(feats.values @ shape_coef, MAX_LOG_CORRECTION))
             # windowed residual of the corrected frozen model
@@ -155,9 +155,16 @@ class HomeostasisRegression:
             design = dataclasses.replace(design, X=design.X.multiply(keep[None, :]).tocsr())
             if curves is not None:
                 design = _with_curve_columns(design, curves, res.starts, self, data.delta_t)
+            return design
+
+        def solved(design):
             w = weights[design.rows_met]
             coef = solve_normal_equations(design, self.ridge, w)
-            return design, coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
+            return coef, float(np.sqrt(np.mean(w * (design.y - design.X @ coef) ** 2)))
+
+        def linearised(state):
+            design = designed(state)
+            return (design, *solved(design))
 
         def step(state, design, coef, size):
             scale, shape_coef = state
@@ -167,9 +174,9 @@ class HomeostasisRegression:
         state = (np.ones(S.shape[1]), np.zeros(feats.values.shape[-1]))
         design, coef, rms = linearised(state)
         log.info("stage 1 iteration 1: rms windowed residual %.3g", rms)
-        # feasible GLS: weigh each metabolite's rows by the inverse of its residual variance
+        # feasible GLS: weigh each metabolite's rows by the inverse of its residual variance (the same design)
         weights = metabolite_weights(design, design.y - design.X @ coef)
-        design, coef, rms = linearised(state)
+        coef, rms = solved(design)
         for it in range(1, self.n_iterations):
             for size in STEP_SIZES:  # damped Gauss-Newton: shrink the step until the fit improves
                 trial = step(state, design, coef, size)
