@@ -6,7 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from sysid.stage1.forms import PooledRows, choose_form, choose_forms
 from sysid.stage1.residuals import window_sum
-from sysid.threads import allowed, torch_threads
+from sysid.threads import allowed, pools_only, torch_threads
 
 
 def test_the_budget_is_the_blas_limit_and_torch_threads_are_restored():
@@ -16,6 +16,35 @@ def test_the_budget_is_the_blas_limit_and_torch_threads_are_restored():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_pools_only_keeps_the_budget_for_the_pools_and_gives_blas_one_thread():
+    from threadpoolctl import threadpool_info
+
+    def blas() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"]
+
+    with threadpool_limits(limits=2):
+        with pools_only():
+            assert allowed() == 2 and set(blas()) == {1}
+        assert allowed() == 2 and set(blas()) == {2}
+
+
+def test_the_windowed_regression_is_the_same_on_one_thread_and_on_two(small_dir, small_frozen):
+    """Its BLAS calls run on one thread and its pools' sums do not depend on their width: the same bits."""
+    from sysid.io.checkpoint import load_checkpoint
+    from sysid.io.dataset import load_dataset
+    from sysid.stage1.regression import HomeostasisRegression
+    from sysid.stage1.residuals import evaluate_frozen
+
+    data = load_dataset(small_dir)
+    frozen = evaluate_frozen(load_checkpoint(small_frozen).freeze_reactions(), data.concentrations)
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            fits.append(HomeostasisRegression(window=10, ramp=1).fit(data, frozen))
+    for name in ("slope_", "offset_", "slope_se_", "reaction_scale_", "shape_coef_", "joint_cov_"):
+        assert np.array_equal(getattr(fits[0], name), getattr(fits[1], name)), name
 
 
 def _group_rows(law, seed: int) -> PooledRows:

@@ -27,6 +27,7 @@ from sysid.stage1.design import Design, build_design, mass_action_monomials, sha
 from sysid.stage1.identifiability import collinear_reactions
 from sysid.stage1.quadratic import needs_quadratic, windowed_library
 from sysid.stage1.residuals import FrozenEvaluation, compute_residuals, window_frames, window_sum
+from sysid.threads import pools_only
 
 log = logging.getLogger(__name__)
 MIN_SCALE = 0.05
@@ -125,7 +126,13 @@ class HomeostasisRegression:
         """``curves`` (frames, metabolites), optional: a per-frame regulation curve of each metabolite whose
         windowed sum enters the design as one more column per metabolite (free coefficient), so that the
         frozen-model corrections are estimated with the curvature of the regulation represented
-        (:mod:`sysid.stage1.nonlinear`); columns that are all zero are left out."""
+        (:mod:`sysid.stage1.nonlinear`); columns that are all zero are left out. Its BLAS calls are small and
+        run on one thread, its thread pools on the budget (:func:`sysid.threads.pools_only`): the same numbers
+        on any number of threads."""
+        with pools_only():
+            return self._fit(data, frozen, curves)
+
+    def _fit(self, data: Dataset, frozen: FrozenEvaluation, curves: np.ndarray | None) -> HomeostasisRegression:
         res = compute_residuals(data, frozen, self.window, self.ramp, skip=self.skip, trapezoid=self.trapezoid)
         conc = data.concentrations.astype(np.float64)
         feats = shape_features(conc, frozen.aggregate, data.network, self.shape_knots)
