@@ -13,7 +13,7 @@ import typer
 from sysid.errors import SysidInputError
 
 from . import commands
-from .common import console, fail
+from .common import as_console_script, console, fail
 
 app = typer.Typer(
     name="sysid",
@@ -48,6 +48,7 @@ def entry() -> None:
     """The console script: :func:`main`, then every object left frozen for the process's exit. The interpreter's
     last garbage collections would otherwise walk all of torch's, scikit-learn's and the others' objects (0.85 s of
     `sysid fit` on the default, measured). Not in :func:`main`, which the tests call in their own process."""
+    as_console_script()
     try:
         main()
     finally:

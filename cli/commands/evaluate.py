@@ -7,7 +7,7 @@ import typer
 
 from sysid.config import load_config
 
-from ..common import done, out_console, setup_logging
+from ..common import done, out_console, settle_imports, setup_logging
 
 
 def command(
@@ -20,6 +20,7 @@ def command(
 ) -> None:
     setup_logging(verbose)
     from sysid.pipeline import evaluate_to_folder  # imported here: `sysid --help` stays light
+    settle_imports()
 
     metrics = evaluate_to_folder(data, model, out, load_config(config), force=force)
     for key, value in metrics.items():

@@ -7,7 +7,7 @@ import typer
 
 from sysid.config import load_config
 
-from ..common import done, out_console, progress_bar, resolve_data, resolve_model, setup_logging
+from ..common import done, out_console, progress_bar, resolve_data, resolve_model, settle_imports, setup_logging
 
 
 def command(
@@ -27,6 +27,8 @@ def command(
     import torch
 
     from sysid.pipeline import fit_to_folder  # imported here: `sysid --help` stays light
+
+    settle_imports()
 
     torch.set_num_threads(1)
     cfg = load_config(config)

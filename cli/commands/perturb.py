@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from ..common import done, setup_logging
+from ..common import done, settle_imports, setup_logging
 
 
 def command(
@@ -19,6 +19,7 @@ def command(
 ) -> None:
     setup_logging(verbose)
     from sysid.pipeline import perturb_to_file  # imported here: `sysid --help` stays light
+    settle_imports()
 
     perturb_to_file(model, out, rate_noise=rate_noise, param_noise=param_noise, seed=seed, force=force)
     done(out)

@@ -8,7 +8,7 @@ import typer
 from sysid.config import load_config
 from sysid.errors import SysidInputError
 
-from ..common import done, out_console, progress_bar, resolve_data, setup_logging
+from ..common import done, out_console, progress_bar, resolve_data, settle_imports, setup_logging
 
 
 def command(
@@ -23,6 +23,7 @@ def command(
 ) -> None:
     setup_logging(verbose)
     from sysid.pipeline import phase1_to_file  # imported here: `sysid --help` stays light
+    settle_imports()
 
     if log_k_noise < 0:
         raise SysidInputError(f"--log-k-noise is {log_k_noise}: use a standard deviation >= 0")

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from sysid.config import load_config
 
-from ..common import done, out_console, resolve_data, resolve_model, setup_logging
+from ..common import done, out_console, resolve_data, resolve_model, settle_imports, setup_logging
 
 
 def command(
@@ -21,6 +21,7 @@ def command(
 ) -> None:
     setup_logging(verbose)
     from sysid.pipeline import residuals_to_folder  # imported here: `sysid --help` stays light
+    settle_imports()
 
     cfg = load_config(config)
     table = residuals_to_folder(resolve_data(data, cfg), resolve_model(model), out, cfg, force=force)

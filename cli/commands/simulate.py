@@ -8,7 +8,7 @@ import typer
 from sysid.config import load_config
 from sysid.errors import SysidInputError
 
-from ..common import done, progress_bar, setup_logging
+from ..common import done, progress_bar, settle_imports, setup_logging
 
 
 def command(
@@ -23,6 +23,7 @@ def command(
     setup_logging(verbose)
     # imported here: `sysid --help` stays light
     from sysid.pipeline import simulate_network_to_folder, simulate_sbml_to_folder, simulate_to_folder
+    settle_imports()
 
     if sbml is not None and network is not None:
         raise SysidInputError("--sbml and --network are alternatives: pass one of them")
