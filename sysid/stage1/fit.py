@@ -40,6 +40,7 @@ from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
 from sysid.stage1.tied import tied_group_values, untied_from
 from sysid.stage1.windows import WindowPlan
+from sysid.threads import pools_only
 
 log = logging.getLogger(__name__)
 DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
@@ -59,11 +60,15 @@ def fit_stage1(data: Dataset, model: FrozenModel, cfg: Stage1Config, *, seed: in
                progress: Callable[..., None] | None = None) -> Stage1Result:
     """Fit per-metabolite homeostasis and groups from data and the frozen model (no labels). ``progress``
     (done, total=..., **fields) follows the output-error fit, the one long part, when it runs, and then the
-    tied group fit (with description=...)."""
-    if isinstance(model, MetabolismModel) and uses_shooting(data, model, cfg):
-        result = _fit_sparse(data, model, cfg, seed, progress)
-    else:
-        result = _fit_windows(data, model, cfg, seed, progress)
+    tied group fit (with description=...).
+
+    The fit's BLAS calls run on one thread, its thread pools on the budget (:func:`sysid.threads.pools_only`):
+    its numbers do not depend on the thread count (the Cramer-Rao bound's, off by default, may)."""
+    with pools_only():
+        if isinstance(model, MetabolismModel) and uses_shooting(data, model, cfg):
+            result = _fit_sparse(data, model, cfg, seed, progress)
+        else:
+            result = _fit_windows(data, model, cfg, seed, progress)
     if cfg.bound_window > 0 and isinstance(model, MetabolismModel):
         result = dataclasses.replace(result, detectability=_with_bound(result, data, model, cfg))
     return result
