@@ -109,7 +109,8 @@ class HomeostasisRegression:
     def __init__(self, *, window: int, ramp: int, shape_knots: int = Stage1Config.shape_knots,
                  n_iterations: int = Stage1Config.n_iterations, hac_maxlags: int = Stage1Config.hac_maxlags,
                  ridge: float = Stage1Config.ridge, mass_action: bool = True,
-                 sindy_threshold: float = Stage1Config.sindy_threshold, skip: int = 0, trapezoid: bool = False):
+                 sindy_threshold: float = Stage1Config.sindy_threshold, skip: int = 0, trapezoid: bool = False,
+                 tolerance: float = RMS_TOLERANCE):
         self.window = window
         self.shape_knots = shape_knots
         self.n_iterations = n_iterations
@@ -120,6 +121,7 @@ class HomeostasisRegression:
         self.ramp = ramp
         self.skip = skip  # frames left out at the start of each experiment (fast initial transients)
         self.trapezoid = trapezoid  # quadrature of the windows (see residuals.window_sum)
+        self.tolerance = tolerance  # a step lowering the weighted rms by less than this share is the last (0: none)
         self.n_curve_cols = 0  # per-metabolite curve columns appended by fit(curves=...)
 
     def fit(self, data: Dataset, frozen: FrozenEvaluation, curves: np.ndarray | None = None) -> HomeostasisRegression:
@@ -192,7 +194,7 @@ class HomeostasisRegression:
                     break
             else:
                 break
-            settled = rms - t_rms < RMS_TOLERANCE * rms
+            settled = rms - t_rms < self.tolerance * rms
             state, design, coef, rms = trial, t_design, t_coef, t_rms
             log.info("stage 1 iteration %d: weighted rms windowed residual %.3g", it + 1, rms)
             if settled:
