@@ -22,8 +22,7 @@ def command(
     setup_logging(verbose)
     # The refine's rollouts are many small tensor ops: one intra-op thread is faster than two, and
     # two threads collapse when another process holds a core (measured 0.05 s vs 7 s per rollout).
-    # Stage 1's output error too: one pass over windows of 10 samples is ~15% faster on two threads, one over
-    # windows of 80 (fewer, so smaller batches) ~40% slower, and a whole case (b) fit took 558 s against 415 s.
+    # Stage 1 sets its own: the frozen evaluation and the output error run torch on the thread budget.
     import torch
 
     from sysid.pipeline import fit_to_folder  # imported here: `sysid --help` stays light

@@ -40,7 +40,7 @@ from sysid.stage1.result import HomeostasisFit
 from sysid.stage1.shooting import ShootingRegression
 from sysid.stage1.tied import tied_group_values, untied_from
 from sysid.stage1.windows import WindowPlan
-from sysid.threads import pools_only
+from sysid.threads import allowed, pools_only, torch_threads
 
 log = logging.getLogger(__name__)
 DEFAULT_SUBSTEPS = 10  # sub-steps per recorded interval when the record does not say how it was integrated
@@ -137,9 +137,20 @@ def _with_output_error(result: Stage1Result, data: Dataset, model: MetabolismMod
     When the tied group fit lands below the untied fit's cost (the untied fit had stopped short of its optimum:
     :func:`sysid.stage1.tied.untied_behind`), the untied fit is continued from the tied one
     (:func:`sysid.stage1.tied.untied_from`) and, when that fit is taken, everything from the identification on
-    is done again on its answer, once."""
+    is done again on its answer, once.
+
+    torch runs on the thread budget here (:func:`sysid.threads.allowed`; `sysid fit` keeps one thread elsewhere):
+    the passes' batches of windows are large enough for two threads (case (b) seed 1 alone on 2 CPUs: 118 s
+    against 150 s on one), and the numbers are the same bits (its 100 slopes, there)."""
     if result.misfit.misfit:
         return result
+    with torch_threads(allowed()):
+        return _refined_and_grouped(result, data, model, cfg, seed, excluded, progress)
+
+
+def _refined_and_grouped(result: Stage1Result, data: Dataset, model: MetabolismModel, cfg: Stage1Config, seed: int,
+                         excluded: np.ndarray, progress: Callable[..., None] | None) -> Stage1Result:
+    """The body of :func:`_with_output_error`."""
     reg = result.regression
     sparse = uses_shooting(data, model, cfg)
     steps = substeps(data, cfg) if sparse else 1
