@@ -53,10 +53,13 @@ class BlockSums:
     def add(self, sens: np.ndarray, weight: np.ndarray) -> None:
         """One recorded sample of every window: sensitivities (B, M, P + M), the readings' weights (B, M)."""
         (n_win, n_met), root = sens.shape[:2], np.sqrt(weight)[:, :, None]
-        par = np.multiply(sens[:, :, : self.n_par], root, out=np.empty((n_win, n_met, self.n_par), self.dtype))
-        start = np.multiply(sens[:, :, self.n_par :], root, out=np.empty((n_win, n_met, n_met), self.dtype))
-        if self.n_par:
-            self.params += self.syrk(1.0, par.reshape(-1, self.n_par).T)
+        # a window whose trajectory runs away can have sensitivities beyond float32: the sums are then not finite,
+        # and a step built on them is refused (a non-finite system: levenberg.minimise damps more, or stops)
+        with np.errstate(over="ignore", invalid="ignore"):
+            par = np.multiply(sens[:, :, : self.n_par], root, out=np.empty((n_win, n_met, self.n_par), self.dtype))
+            start = np.multiply(sens[:, :, self.n_par :], root, out=np.empty((n_win, n_met, n_met), self.dtype))
+            if self.n_par:
+                self.params += self.syrk(1.0, par.reshape(-1, self.n_par).T)
         self.cross.baddbmm_(torch.from_numpy(par).transpose(1, 2), torch.from_numpy(start))
         self.starts.baddbmm_(torch.from_numpy(start).transpose(1, 2), torch.from_numpy(start))
 

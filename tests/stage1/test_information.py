@@ -58,6 +58,22 @@ def test_the_step_information_is_the_windows_whole_information_in_blocks():
     np.testing.assert_allclose(rhs, want_rhs, rtol=1e-4, atol=1e-4)
 
 
+def test_a_runaway_window_makes_the_step_refused_without_a_warning(recwarn):
+    """Sensitivities beyond float32 (a window whose trajectory runs away) give sums that are not finite, silently;
+    the elimination on them raises ValueError, which the Levenberg-Marquardt ladder takes as a refused step."""
+    rng = np.random.default_rng(2)
+    n_win, n_met, n_par = 3, 2, 4
+    summed = StepInformation(n_win, n_par, n_met)
+    sens, w = _steps(rng, n_win, n_met, n_par, n=1)[0]
+    sens[1] *= 1e40
+    summed.add(sens, Weighed(wr=w, w=w, objective=0.0, squares=0.0, factor=None))
+    blocks = summed.result()
+    assert not np.all(np.isfinite(blocks.params))
+    assert not [str(x.message) for x in recwarn if issubclass(x.category, RuntimeWarning)]
+    with pytest.raises(ValueError):
+        eliminate(blocks, rng.standard_normal((n_win, n_par + n_met)), 0.1)
+
+
 def test_the_sandwich_in_blocks_is_the_windows_whole_sandwich():
     """The float64 bread and meat in blocks are each window's whole (to rounding), and the meat profiled from its
     blocks is the sum over windows of P_b Meat_b P_b^T with P_b = [I, -(D_b^-1 B_b^T)^T] from the bread."""
