@@ -18,6 +18,7 @@ from scipy import special
 from sysid.stage1.residuals import metabolite_noise, noise_is_relative, robust_noise
 
 LOG_FLOOR = 1e-12  # relative noise: a simulated state at zero counts as this in the log residual
+FAR_CUT = 1e4  # a state this many sds above a reading cut at zero: the cut counts as a plain residual
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,11 +39,17 @@ def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """For readings cut at zero (reading x + e <= 0, e ~ N(0, sd^2)): the objective -2 log P(x + e <= 0), minus
     half its derivative in x (the place of w r in the squares), and half its second derivative (the place of w),
     all elementwise. At x >> sd they tend to (x / sd)^2, -x / sd^2 and 1 / sd^2: a reading of zero far below the
-    model counts as a residual."""
+    model counts as a residual.
+
+    The ratio phi(a) / Phi(-a) (a = x / sd) is sqrt(2 / pi) / erfcx(a / sqrt(2)): as the ratio of the density to
+    the tail it lost its digits from a ~ 1e3 on (78% off at 1e8) and overflowed beyond, where a trial step's
+    state runs away. Half the second derivative is mills (mills - a) / sd^2 = (1 - 1 / a^2 + ...) / sd^2; beyond
+    a = FAR_CUT its two factors' difference (about 1 / a) is lost to rounding, and it is 1 / sd^2 to 1e-8."""
     a = x / sd
     log_tail = special.log_ndtr(-a)
-    mills = np.exp(-0.5 * a**2 - 0.5 * np.log(2.0 * np.pi) - log_tail)  # phi(a) / Phi(-a)
-    return -2.0 * log_tail, -mills / sd, mills * (mills - a) / sd**2
+    mills = np.sqrt(2.0 / np.pi) / special.erfcx(a / np.sqrt(2.0))  # phi(a) / Phi(-a)
+    curvature = np.where(a > FAR_CUT, 1.0, mills * (mills - a))
+    return -2.0 * log_tail, -mills / sd, curvature / sd**2
 
 
 class Weighed(NamedTuple):

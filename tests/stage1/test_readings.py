@@ -29,6 +29,18 @@ def test_censored_terms_are_the_likelihood_of_a_cut_reading():
     assert wr[-1] * far == pytest.approx(-x[-1], rel=0.02) and wi[-1] * far == pytest.approx(1, abs=0.03)
 
 
+@pytest.mark.filterwarnings("error")
+def test_censored_terms_hold_far_above_a_zero_reading():
+    """A state that runs away above a reading cut at zero (a trial step's): the terms are those of a plain residual,
+    to rounding, with no overflow (the density-over-tail ratio was 78% off at 1e8 sds and overflowed beyond)."""
+    sd = 0.01
+    x = sd * np.array([1e3, 1e4, 1e8, 1e12, 1e100, 1e150])
+    cost, wr, wi = censored_terms(x, np.full(len(x), sd))
+    np.testing.assert_allclose(cost * sd**2 / x**2, 1.0, rtol=1e-4)  # plus (2 log a + log 2 pi) / a^2
+    np.testing.assert_allclose(-wr * sd**2 / x, 1.0, rtol=1e-5)  # 1 + 1 / a^2 + ...
+    np.testing.assert_allclose(wi * sd**2, 1.0, rtol=1e-5)  # 1 - 1 / a^2 + ...
+
+
 def test_metabolite_rms_counts_the_readings_above_zero():
     rng = np.random.default_rng(0)
     sd = np.array([0.1, 0.2, 0.1])
