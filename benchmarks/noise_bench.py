@@ -140,9 +140,8 @@ def _efficiency(rows: list[tuple[int, dict]], unbounded: list[str]) -> list[str]
 def _unit_bound(cfg, sim, slope, offset, every: int, kind: str, cache: Path | None, steps: int) -> SlopeBound:
     """The bound at noise level 1 for this seed and record (it scales with the level), read from ``cache``
     when it holds it (written there otherwise): it does not depend on stage 1, and takes a minute per seed."""
-    frames = cfg.simulation.n_frames
-    length = "" if frames == Config().simulation.n_frames else f"_frames{frames}"  # the older files' names kept
-    sim_cfg = cfg.simulation
+    sim_cfg = cfg.simulation  # the regime's own record length keeps the older files' names
+    length = "" if sim_cfg.n_frames == Config().simulation.n_frames else f"_frames{sim_cfg.n_frames}"
     name = f"bound_n{sim_cfg.n_metabolites}_seed{sim_cfg.seed}_every{every}_{kind}_steps{steps}{length}.npz"
     path = None if cache is None else cache / name
     if path is not None and path.exists():

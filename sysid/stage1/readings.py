@@ -41,8 +41,8 @@ def censored_terms(x: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarra
     all elementwise. At x >> sd they tend to (x / sd)^2, -x / sd^2 and 1 / sd^2: a reading of zero far below the
     model counts as a residual.
 
-    The ratio phi(a) / Phi(-a) (a = x / sd) is sqrt(2 / pi) / erfcx(a / sqrt(2)): as the ratio of the density to
-    the tail it lost its digits from a ~ 1e3 on (78% off at 1e8) and overflowed beyond, where a trial step's
+    The ratio phi(a) / Phi(-a) (a = x / sd) is sqrt(2 / pi) / erfcx(a / sqrt(2)): computed as exp(log phi(a) -
+    log Phi(-a)) it lost its digits from a ~ 1e3 on (78% off at 1e8) and overflowed beyond, where a trial step's
     state runs away. Half the second derivative is mills (mills - a) / sd^2 = (1 - 1 / a^2 + ...) / sd^2; beyond
     a = FAR_CUT its two factors' difference (about 1 / a) is lost to rounding, and it is 1 / sd^2 to 1e-8."""
     a = x / sd

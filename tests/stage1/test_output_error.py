@@ -117,7 +117,6 @@ def test_stage_1_answer_kept_when_it_predicts_held_out_blocks_better(noisy, monk
     assert [(a[0], k["total"]) for a, k in calls] == [(1, 5), (5, 5)] and 0.8 < calls[0][1]["rms"] < 1.2
 
 
-
 @pytest.mark.parametrize("rms", [(4.1, 4.0), (1.4, 1.0)])
 def test_a_warning_when_neither_answer_follows_the_held_out_readings(noisy, monkeypatch, caplog, rms):
     """Both answers far off the held-out readings (case (e) seed 4: about 4 noise sds each): the answer kept comes
@@ -131,6 +130,7 @@ def test_a_warning_when_neither_answer_follows_the_held_out_readings(noisy, monk
     with caplog.at_level(logging.WARNING, logger="sysid.stage1.continuation"):
         assert refine_by_output_error(data, model, slope, offset, (10,)) is None
     assert ("neither answer follows the held-out readings" in caplog.text) == (min(rms) > MAX_RMS)
+
 
 def test_output_error_on_a_sparse_record_with_relative_noise(monkeypatch):
     """One sample every 5 Euler steps, 0.3% log-normal noise: the fit (sub-steps between samples) finds that the
