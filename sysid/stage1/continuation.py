@@ -115,7 +115,7 @@ def _warn_if_neither_follows(kept: OutputErrorRegression, ours: OutputErrorRegre
                              theirs: OutputErrorRegression) -> None:
     """A warning when the answer kept (the better of the two on the held-out blocks) is itself more than MAX_RMS
     noise sds off those readings: neither answer follows the record there. (The runs in
-    benchmarks/results/noise.txt: 0.93-1.14 where the frozen model follows the record; about 4 on case (e) seed 4,
+    benchmarks/results/noise.txt: 0.93-1.14 where the frozen model follows the record; 4.1 on case (e) seed 4,
     165 on (d) seed 12.)"""
     if kept.rms_ > MAX_RMS:
         log.warning("stage 1: neither answer follows the held-out readings (weighted rms %.3g noise sds with the "
