@@ -99,8 +99,9 @@ def _refine(data: Dataset, model: MetabolismModel, stage1: Corrected, windows: t
     ours, theirs = held_out_costs(data, model, fit, stage1, windows, held, step=steps)
     log.info("stage 1 held-out blocks (%d samples): weighted rms %.4g noise sds with the output-error answer, %.4g "
              "with stage 1's", int(held.sum()), ours.rms_, theirs.rms_)
-    _warn_if_neither_follows(theirs if theirs.cost_ < ours.cost_ else ours, ours, theirs)
-    if theirs.cost_ < ours.cost_:
+    stage1_better = theirs.cost_ < ours.cost_
+    _warn_if_neither_follows(theirs if stage1_better else ours, ours, theirs)
+    if stage1_better:
         log.warning("stage 1: the equation-error answer predicts the held-out blocks better than the output-error "
                     "fit (weighted rms %.4g against %.4g noise sds); it is kept", theirs.rms_, ours.rms_)
         return None
